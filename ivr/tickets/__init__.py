@@ -1,0 +1,1 @@
+"""Tickets: one per call, written durably."""
