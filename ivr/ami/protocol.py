@@ -1,0 +1,254 @@
+"""The asyncio side of AMI: panoramisk's protocol, fed by our parser, with safe dispatch.
+
+:class:`AmiProtocol` keeps panoramisk's action bookkeeping (``send``, ``responses`` and
+its ``Action`` futures, so ``EventList`` answers complete as panoramisk defines) and
+replaces the parts that lose data or hide failures:
+
+- bytes go through :class:`~ivr.ami._parser.AmiParser`, so UTF-8 split across reads is kept;
+- an event handler that raises is logged and counted, and dispatch goes on;
+- coroutine handlers run as tasks this protocol owns and ends;
+- actions still waiting when the connection drops fail with :class:`AmiConnectionLost`
+  instead of being queued for a blind re-send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from panoramisk.actions import Action
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
+
+from ivr.ami._parser import DEFAULT_MAX_MESSAGE_SIZE, AmiMessage, AmiParser
+from ivr.ami.errors import AmiConnectionLost, AmiProtocolError
+
+__all__ = [
+    "AmiProtocol",
+    "AmiResponse",
+    "ParsedMessage",
+    "event_whitelist_filter",
+    "to_panoramisk",
+]
+
+_FAILED_RESPONSES = frozenset({"error", "failure", "fail"})
+
+
+class ParsedMessage(Message):  # type: ignore[misc]  # panoramisk is untyped
+    """A panoramisk :class:`Message` that keeps the :class:`AmiMessage` it was made from."""
+
+    def __init__(self, original: AmiMessage) -> None:
+        # Fill panoramisk's case-insensitive store directly: going through its
+        # ``__setitem__`` for every header costs more than parsing the message.
+        store: dict[str, tuple[str, Any]] = {}
+        output: list[str] = []
+        for key, value in original.headers:
+            lowered = key.lower()
+            if lowered == "output":
+                output.append(value)
+            present = store.get(lowered)
+            if present is None:
+                store[lowered] = (key, value)
+            elif isinstance(present[1], list):
+                present[1].append(value)
+            else:
+                store[lowered] = (present[0], [present[1], value])
+        store["content"] = ("content", "\n".join(output))
+        self._store = store
+        self.manager = None
+        self.original = original
+
+
+def to_panoramisk(message: AmiMessage) -> ParsedMessage:
+    """Turn a parsed message into a panoramisk ``Message`` (repeated headers become lists)."""
+    return ParsedMessage(message)
+
+
+@dataclass(frozen=True, slots=True)
+class AmiResponse:
+    """The answer to one action: its ``Response`` message and any list events that followed.
+
+    For list actions (``CoreShowChannels``, ``QueueStatus``, an async ``Originate``) the
+    events are in ``events``, the closing ``...Complete`` event included.
+    """
+
+    message: AmiMessage
+    events: tuple[AmiMessage, ...] = ()
+
+    @property
+    def response(self) -> str:
+        """``Success``, ``Error``, ``Follows``, ``Goodbye`` ..."""
+        return self.message.response
+
+    @property
+    def success(self) -> bool:
+        """True unless Asterisk answered ``Error`` or ``Failure``."""
+        return self.message.response.lower() not in _FAILED_RESPONSES
+
+    @property
+    def text(self) -> str:
+        """The ``Message`` header, Asterisk's human-readable explanation."""
+        return self.message.get("Message")
+
+    @property
+    def output(self) -> tuple[str, ...]:
+        """The output lines of a ``Command`` action."""
+        return self.message.output
+
+    def get(self, key: str, default: str = "") -> str:
+        """A header of the response message."""
+        return self.message.get(key, default)
+
+
+def event_whitelist_filter(event_names: Iterable[str]) -> str:
+    """An AMI ``Filter`` value that lets through only the named events.
+
+    Asterisk matches it against the whole event text; an event matching no whitelist
+    filter is not sent. Answers to our own actions are never filtered.
+    """
+    names = sorted({re.escape(name) for name in event_names})
+    if not names:
+        raise ValueError("an event whitelist needs at least one event name")
+    return "^Event: (" + "|".join(names) + ")[[:space:]]"
+
+
+class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
+    """panoramisk's ``AMIProtocol`` with a lossless parser and isolated event handlers.
+
+    Usable as a panoramisk ``Manager``'s ``protocol_factory``; ``factory`` (the manager,
+    whose ``register_event`` patterns are dispatched) may be given at construction so no
+    byte arrives before it is known.
+    """
+
+    def __init__(
+        self,
+        factory: Any = None,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        log: logging.Logger | None = None,
+    ) -> None:
+        super().__init__()
+        self._initial_factory = factory
+        self._max_message_size = max_message_size
+        self._initial_log = log or logging.getLogger("ivr.ami")
+        self.handler_errors = 0
+        self.handler_tasks: set[asyncio.Task[Any]] = set()
+        self.lost: asyncio.Future[BaseException | None] | None = None
+        self.parser = AmiParser(max_message_size=max_message_size)
+        self.encoding = "utf-8"
+
+    # -- connection ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start a fresh session: empty buffers, no pending actions."""
+        super().connection_made(transport)
+        self.factory = self._initial_factory
+        self.log = self._initial_log
+        self.encoding = "utf-8"
+        self.parser = AmiParser(max_message_size=self._max_message_size)
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Fail what still waits for an answer and report the loss through ``lost``."""
+        self.close()
+        if self.lost is not None and not self.lost.done():
+            self.lost.set_result(exc)
+
+    def close(self) -> None:
+        """Close the transport; pending actions fail with :class:`AmiConnectionLost`."""
+        pending: dict[int, Action] = {id(action): action for action in self.responses.values()}
+        self.responses.clear()
+        for action in pending.values():
+            if not action.future.done():
+                action.future.set_exception(
+                    AmiConnectionLost(f"AMI link lost while {action['action']} waited")
+                )
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, without waiting for buffered writes (a dead peer)."""
+        self.closed = True
+        self.transport.abort()
+
+    def forget(self, action: Action) -> None:
+        """Stop waiting for an answer to ``action`` (after a timeout)."""
+        for key in (action.id, action.action_id):
+            if key and self.responses.get(key) is action:
+                del self.responses[key]
+
+    async def close_handlers(self, grace: float) -> None:
+        """Let running coroutine handlers finish for up to ``grace`` s, then cancel them."""
+        if not self.handler_tasks:
+            return
+        tasks = set(self.handler_tasks)
+        _done, late = await asyncio.wait(tasks, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+    # -- reading -----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Parse complete messages out of ``data`` and handle each."""
+        try:
+            messages = self.parser.feed(data)
+        except AmiProtocolError as exc:
+            self.log.error("AMI protocol error, dropping the link: %s", exc)
+            self.abort()
+            return
+        if self.version is None and self.parser.banner is not None:
+            self.version = self.parser.version
+            self.log.info("AMI banner: %s", self.parser.banner)
+        for message in messages:
+            self.handle_message(to_panoramisk(message))
+            if self.closed:
+                break
+
+    def handle_message(self, message: ParsedMessage) -> None:
+        """Complete the action this message answers, or dispatch it as an event."""
+        response = self.responses.get(message.id)
+        if response is None and message.action_id:
+            response = self.responses.get(message.action_id)
+        if response is not None:
+            if response.add_message(message):
+                self.forget(response)
+        elif "event" in message:
+            self.dispatch(message)
+
+    def dispatch(self, message: ParsedMessage) -> None:
+        """Call every handler registered for this event; one failing never stops the rest."""
+        factory = self.factory
+        if factory is None:
+            return
+        name = message.original.event
+        message.manager = factory
+        for pattern, regexp in factory.patterns:
+            if regexp.match(name) is None:
+                continue
+            for callback in factory.callbacks[pattern]:
+                try:
+                    result = callback(factory, message)
+                except Exception:
+                    # A handler bug must not cost the link nor the other handlers.
+                    self.handler_errors += 1
+                    self.log.exception("AMI event handler failed on %s", name)
+                    continue
+                if asyncio.iscoroutine(result):
+                    task = asyncio.get_running_loop().create_task(result)
+                    self.handler_tasks.add(task)
+                    task.add_done_callback(lambda done, event=name: self._handler_done(done, event))
+
+    def _handler_done(self, task: asyncio.Task[Any], event: str) -> None:
+        self.handler_tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.handler_errors += 1
+            self.log.error("AMI event handler failed on %s", event, exc_info=exc)

@@ -1,0 +1,390 @@
+"""Live-call tracking from AMI events, sans-I/O: events in, frozen call summaries out.
+
+A call is Asterisk's ``Linkedid``: every channel created for it (the caller's leg, the
+IVR leg, each emergency or agent leg) shares it. The call ends when its last channel
+hangs up; :meth:`CallTracker.apply` then returns a :class:`CallEnd`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ivr.ami._parser import AmiMessage
+
+__all__ = ["TRACKED_EVENTS", "CallEnd", "CallTracker", "DialOutcome", "LiveCall"]
+
+TRACKED_EVENTS: frozenset[str] = frozenset(
+    {
+        "Newchannel",
+        "Newstate",
+        "NewCallerid",
+        "VarSet",
+        "Newexten",
+        "DialBegin",
+        "DialEnd",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "Hangup",
+    }
+)
+
+# Channel variables the generated dialplan sets for us; all others are noise here.
+HOTLINE_VARIABLES = frozenset(
+    {"HOTLINE_DIALED", "HOTLINE_ROUTE", "HOTLINE_TARGET", "HOTLINE_TICKET", "HOTLINE_MENU"}
+)
+_UNKNOWN = "<unknown>"
+
+
+@dataclass(frozen=True, slots=True)
+class DialOutcome:
+    """One ``Dial`` attempt of the call and how it ended (``ANSWER``, ``BUSY`` ...)."""
+
+    destination: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """What is known now about a call in progress."""
+
+    linkedid: str
+    node: str
+    caller_number: str
+    caller_name: str
+    dialled: str
+    state: str  # the caller leg's ChannelStateDesc: Down, Ring, Up ...
+    menu: str
+    route: str
+    target: str
+    ticket: str
+    queue: str
+    context: str
+    exten: str
+    application: str
+    started_monotonic: float
+    started_wall: float
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnd:
+    """Summary of a finished call; ``vanished`` when it ended while the link was down."""
+
+    linkedid: str
+    node: str
+    caller_number: str
+    caller_name: str
+    dialled: str
+    menu_path: tuple[str, ...]
+    route: str
+    target: str
+    ticket: str
+    queue: str
+    queue_result: str  # "" (never queued or still waiting), "abandoned" or "left"
+    dial_outcomes: tuple[DialOutcome, ...]
+    hangup_cause: str
+    hangup_cause_text: str
+    started_monotonic: float
+    started_wall: float
+    ended_monotonic: float
+    ended_wall: float
+    vanished: bool = False
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first channel to the last hangup."""
+        return self.ended_monotonic - self.started_monotonic
+
+
+@dataclass(slots=True)
+class _Channel:
+    name: str
+    state: str = ""
+    caller_number: str = ""
+    caller_name: str = ""
+    context: str = ""
+    exten: str = ""
+    application: str = ""
+
+
+@dataclass(slots=True)
+class _Call:
+    linkedid: str
+    first_uniqueid: str
+    started_monotonic: float
+    started_wall: float
+    channels: dict[str, _Channel] = field(default_factory=dict)
+    caller_number: str = ""
+    caller_name: str = ""
+    first_exten: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    menu_path: list[str] = field(default_factory=list)
+    state: str = ""
+    location: tuple[str, str, str] = ("", "", "")
+    dials: list[DialOutcome] = field(default_factory=list)
+    queue: str = ""
+    queue_result: str = ""
+    hangup_cause: str = ""
+    hangup_cause_text: str = ""
+
+
+def _caller_id(value: str) -> str:
+    return "" if value == _UNKNOWN else value
+
+
+def _parse_duration(value: str) -> float:
+    """``HH:MM:SS`` from ``CoreShowChannel`` to seconds (0 when unreadable)."""
+    try:
+        hours, minutes, seconds = (int(part) for part in value.split(":"))
+    except ValueError:
+        return 0.0
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+class CallTracker:
+    """The table of live calls of one Asterisk node, kept from its AMI events.
+
+    Pure: no I/O; the clocks are injectable so tests control time.
+    """
+
+    def __init__(
+        self,
+        node: str,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.node = node
+        self._monotonic = monotonic
+        self._wall_clock = wall_clock
+        self._calls: dict[str, _Call] = {}
+        self._call_of_channel: dict[str, str] = {}  # Uniqueid -> Linkedid
+
+    @property
+    def active_count(self) -> int:
+        """Number of calls in progress."""
+        return len(self._calls)
+
+    def get(self, linkedid: str) -> LiveCall | None:
+        """The live call with this Linkedid, if any."""
+        call = self._calls.get(linkedid)
+        return None if call is None else self._live(call)
+
+    def snapshot(self) -> list[LiveCall]:
+        """Every call in progress, oldest first."""
+        return [self._live(call) for call in self._calls.values()]
+
+    # -- events ------------------------------------------------------------------------
+
+    def apply(self, event: AmiMessage) -> CallEnd | None:
+        """Update the table from one event; return the summary if it ended a call."""
+        name = event.event
+        if name not in TRACKED_EVENTS:
+            return None
+        if name in ("DialBegin", "DialEnd"):
+            self._on_dial(event)
+            return None
+        uniqueid = event.get("Uniqueid")
+        if not uniqueid:
+            return None
+        if name == "Hangup":
+            return self._on_hangup(event, uniqueid)
+        call, channel = self._channel(event, uniqueid)
+        if name == "Newchannel" or name == "Newstate" or name == "NewCallerid":
+            self._update_channel(call, uniqueid, channel, event)
+        elif name == "VarSet":
+            self._on_varset(call, event)
+        elif name == "Newexten":
+            channel.context = event.get("Context")
+            channel.exten = event.get("Exten")
+            channel.application = event.get("Application")
+            call.location = (channel.context, channel.exten, channel.application)
+        elif name == "QueueCallerJoin":
+            call.queue = event.get("Queue")
+            call.queue_result = ""
+        elif name == "QueueCallerAbandon":
+            call.queue_result = "abandoned"
+        elif name == "QueueCallerLeave" and not call.queue_result:
+            # Leave follows Abandon for an abandoned caller; alone it means an agent took it
+            # or the caller was moved out of the queue.
+            call.queue_result = "left"
+        return None
+
+    def _channel(self, event: AmiMessage, uniqueid: str) -> tuple[_Call, _Channel]:
+        """The call and channel an event belongs to, created on first sight.
+
+        Calls that began before we connected are picked up from any channel event.
+        """
+        linkedid = self._call_of_channel.get(uniqueid) or event.get("Linkedid") or uniqueid
+        call = self._calls.get(linkedid)
+        if call is None:
+            call = _Call(
+                linkedid=linkedid,
+                first_uniqueid=uniqueid,
+                started_monotonic=self._monotonic(),
+                started_wall=self._wall_clock(),
+                first_exten=event.get("Exten"),
+            )
+            self._calls[linkedid] = call
+        channel = call.channels.get(uniqueid)
+        if channel is None:
+            channel = _Channel(name=event.get("Channel"))
+            call.channels[uniqueid] = channel
+            self._call_of_channel[uniqueid] = linkedid
+            self._update_channel(call, uniqueid, channel, event)
+        return call, channel
+
+    def _update_channel(
+        self, call: _Call, uniqueid: str, channel: _Channel, event: AmiMessage
+    ) -> None:
+        channel.state = event.get("ChannelStateDesc", channel.state)
+        channel.caller_number = _caller_id(event.get("CallerIDNum"))
+        channel.caller_name = _caller_id(event.get("CallerIDName"))
+        channel.context = event.get("Context", channel.context)
+        channel.exten = event.get("Exten", channel.exten)
+        if uniqueid == call.first_uniqueid:
+            # The first channel is the caller's leg: its caller id and state are the call's.
+            call.state = channel.state
+            call.caller_number = channel.caller_number or call.caller_number
+            call.caller_name = channel.caller_name or call.caller_name
+
+    def _on_varset(self, call: _Call, event: AmiMessage) -> None:
+        variable = event.get("Variable")
+        if variable not in HOTLINE_VARIABLES:
+            return
+        value = event.get("Value")
+        call.variables[variable] = value
+        if variable == "HOTLINE_MENU" and value and call.menu_path[-1:] != [value]:
+            call.menu_path.append(value)
+
+    def _on_dial(self, event: AmiMessage) -> None:
+        # A Dial from Originate has no calling channel, only the destination's ids.
+        linkedid = event.get("Linkedid") or event.get("DestLinkedid")
+        call = self._calls.get(linkedid)
+        if call is None or event.event != "DialEnd":
+            return
+        call.dials.append(DialOutcome(event.get("DestChannel"), event.get("DialStatus")))
+
+    def _on_hangup(self, event: AmiMessage, uniqueid: str) -> CallEnd | None:
+        linkedid = self._call_of_channel.pop(uniqueid, None)
+        call = self._calls.get(linkedid) if linkedid else None
+        if call is None:
+            return None
+        call.channels.pop(uniqueid, None)
+        if uniqueid == call.first_uniqueid or not call.hangup_cause:
+            call.hangup_cause = event.get("Cause")
+            call.hangup_cause_text = event.get("Cause-txt")
+        if call.channels:
+            return None
+        del self._calls[call.linkedid]
+        return self._end(call, vanished=False)
+
+    # -- resynchronisation --------------------------------------------------------------
+
+    def resync(self, channels: Sequence[AmiMessage]) -> list[CallEnd]:
+        """Rebuild the table from ``CoreShowChannel`` events listed after a reconnect.
+
+        Calls no longer listed ended while the link was down: they are closed and
+        returned. Listed calls keep what was known of them; unknown ones are added.
+        """
+        listed: dict[str, list[AmiMessage]] = {}
+        for event in channels:
+            if event.event == "CoreShowChannel" and event.get("Uniqueid"):
+                listed.setdefault(event.get("Linkedid") or event.get("Uniqueid"), []).append(event)
+        ended: list[CallEnd] = []
+        for linkedid in [known for known in self._calls if known not in listed]:
+            call = self._calls.pop(linkedid)
+            for uniqueid in call.channels:
+                self._call_of_channel.pop(uniqueid, None)
+            ended.append(self._end(call, vanished=True))
+        for linkedid, events in listed.items():
+            self._resync_call(linkedid, events)
+        return ended
+
+    def _resync_call(self, linkedid: str, events: list[AmiMessage]) -> None:
+        # The caller's leg is the channel that gave the call its id, else the oldest one.
+        events.sort(key=lambda e: (e.get("Uniqueid") != linkedid, _uniqueid_order(e)))
+        call = self._calls.get(linkedid)
+        if call is None:
+            first = events[0]
+            age = max(_parse_duration(e.get("Duration")) for e in events)
+            call = _Call(
+                linkedid=linkedid,
+                first_uniqueid=first.get("Uniqueid"),
+                started_monotonic=self._monotonic() - age,
+                started_wall=self._wall_clock() - age,
+                first_exten=first.get("Exten"),
+            )
+            self._calls[linkedid] = call
+        wanted = {event.get("Uniqueid") for event in events}
+        for gone in [uniqueid for uniqueid in call.channels if uniqueid not in wanted]:
+            del call.channels[gone]
+            self._call_of_channel.pop(gone, None)
+        for event in events:
+            uniqueid = event.get("Uniqueid")
+            channel = call.channels.setdefault(uniqueid, _Channel(name=event.get("Channel")))
+            self._call_of_channel[uniqueid] = linkedid
+            self._update_channel(call, uniqueid, channel, event)
+            channel.application = event.get("Application")
+        if call.first_uniqueid not in call.channels:
+            call.first_uniqueid = events[0].get("Uniqueid")
+
+    # -- views --------------------------------------------------------------------------
+
+    def _live(self, call: _Call) -> LiveCall:
+        variables = call.variables
+        return LiveCall(
+            linkedid=call.linkedid,
+            node=self.node,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            dialled=variables.get("HOTLINE_DIALED") or call.first_exten,
+            state=call.state,
+            menu=variables.get("HOTLINE_MENU", ""),
+            route=variables.get("HOTLINE_ROUTE", ""),
+            target=variables.get("HOTLINE_TARGET", ""),
+            ticket=variables.get("HOTLINE_TICKET", ""),
+            queue=call.queue,
+            context=call.location[0],
+            exten=call.location[1],
+            application=call.location[2],
+            started_monotonic=call.started_monotonic,
+            started_wall=call.started_wall,
+            channels=tuple(channel.name for channel in call.channels.values()),
+        )
+
+    def _end(self, call: _Call, *, vanished: bool) -> CallEnd:
+        variables = call.variables
+        return CallEnd(
+            linkedid=call.linkedid,
+            node=self.node,
+            caller_number=call.caller_number,
+            caller_name=call.caller_name,
+            dialled=variables.get("HOTLINE_DIALED") or call.first_exten,
+            menu_path=tuple(call.menu_path),
+            route=variables.get("HOTLINE_ROUTE", ""),
+            target=variables.get("HOTLINE_TARGET", ""),
+            ticket=variables.get("HOTLINE_TICKET", ""),
+            queue=call.queue,
+            queue_result=call.queue_result,
+            dial_outcomes=tuple(call.dials),
+            hangup_cause=call.hangup_cause,
+            hangup_cause_text=call.hangup_cause_text,
+            started_monotonic=call.started_monotonic,
+            started_wall=call.started_wall,
+            ended_monotonic=self._monotonic(),
+            ended_wall=self._wall_clock(),
+            vanished=vanished,
+        )
+
+
+def _uniqueid_order(event: AmiMessage) -> tuple[int, int]:
+    """Uniqueids are ``<epoch>.<sequence>``; compare them as numbers, not as text."""
+    seconds, _, sequence = event.get("Uniqueid").partition(".")
+    try:
+        return int(seconds), int(sequence or 0)
+    except ValueError:
+        return (0, 0)

@@ -1,0 +1,132 @@
+"""Live-call tracking, fed with the recorded Asterisk 22 events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ivr.ami import TRACKED_EVENTS, AmiMessage, AmiParser, CallEnd, CallTracker, DialOutcome
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def events_of(name: str) -> list[AmiMessage]:
+    """Every event of a recorded AMI session."""
+    return [m for m in AmiParser().feed((FIXTURES / name).read_bytes()) if m.is_event]
+
+
+def run(tracker: CallTracker, events: list[AmiMessage]) -> list[CallEnd]:
+    """Apply events in order and collect the calls they ended."""
+    return [end for end in map(tracker.apply, events) if end is not None]
+
+
+def event(**headers: str) -> AmiMessage:
+    """A hand-made event (keyword order is header order)."""
+    return AmiMessage.from_pairs(tuple(headers.items()))
+
+
+def test_legacy_96119_call_ends_once() -> None:
+    """The forwarded 96119 call ends with one summary: caller, dialled line, ticket, dials."""
+    clock = FakeClock(100.0)
+    tracker = CallTracker("pbx1", monotonic=clock, wall_clock=clock)
+    events = events_of("call-legacy-96119-ami.txt")
+    first_hangup = next(i for i, e in enumerate(events) if e.event == "Hangup")
+    assert run(tracker, events[:first_hangup]) == []
+    (live,) = tracker.snapshot()
+    assert (live.caller_number, live.dialled, live.state, live.ticket) == (
+        "13900001111", "96119", "Up", "T-1",
+    )
+    assert len(live.channels) == 4
+    clock.now = 130.0
+    (end,) = run(tracker, events[first_hangup:])
+    assert (end.linkedid, end.node, end.caller_number, end.dialled) == (
+        "1795380949.2", "pbx1", "13900001111", "96119",
+    )
+    assert end.ticket == "T-1"
+    assert end.duration == 30.0
+    assert end.hangup_cause == "16"
+    assert DialOutcome("Local/119@emergency-00000002;1", "ANSWER") in end.dial_outcomes
+    assert tracker.active_count == 0
+
+
+def test_dial_outcomes_and_queue_abandon() -> None:
+    """Three calls end: the failover dials keep their statuses, the queue caller abandoned."""
+    tracker = CallTracker("pbx2")
+    ends = {end.linkedid: end for end in run(tracker, events_of(
+        "dial-outcomes-queue-redirect-ami.txt"))}
+    assert set(ends) == {"1795382136.10410", "1795382136.10412", "1795382136.10414"}
+    dialler = ends["1795382136.10410"]
+    assert dialler.caller_name == "张三丰"
+    assert [d.status for d in dialler.dial_outcomes][1:] == [
+        "BUSY", "CONGESTION", "NOANSWER", "ANSWER",
+    ]
+    queued = ends["1795382136.10414"]
+    assert (queued.caller_name, queued.queue, queued.queue_result) == (
+        "李四", "hotline-agents", "abandoned",
+    )
+    assert ends["1795382136.10412"].caller_number == "13500005555"
+    assert tracker.active_count == 0
+
+
+def test_only_hotline_variables_tracked() -> None:
+    """VarSet of HOTLINE_* variables fills the call; other variables are ignored."""
+    tracker = CallTracker("pbx1")
+    common = {"Channel": "PJSIP/trunk-1", "Uniqueid": "1.1", "Linkedid": "1.1"}
+    tracker.apply(event(Event="Newchannel", **common, Exten="12312", CallerIDNum="13811112222"))
+    for variable, value in [
+        ("HOTLINE_MENU", "root"), ("HOTLINE_MENU", "complaint"), ("HOTLINE_ROUTE", "queue"),
+        ("HOTLINE_TARGET", "hotline-agents"), ("HOTLINE_TICKET", "T-9"), ("OTHER", "x"),
+    ]:
+        tracker.apply(event(Event="VarSet", **common, Variable=variable, Value=value))
+    tracker.apply(event(Event="Newexten", **common, Context="ivr", Exten="s", Application="AGI"))
+    live = tracker.get("1.1")
+    assert live is not None
+    assert (live.menu, live.route, live.target, live.ticket, live.dialled) == (
+        "complaint", "queue", "hotline-agents", "T-9", "12312",
+    )
+    assert (live.context, live.application) == ("ivr", "AGI")
+    end = tracker.apply(event(Event="Hangup", **common, Cause="16"))
+    assert end is not None and end.menu_path == ("root", "complaint")
+
+
+def test_untracked_events_ignored() -> None:
+    """Events outside TRACKED_EVENTS leave the table alone."""
+    tracker = CallTracker("pbx1")
+    assert "AGIExecStart" not in TRACKED_EVENTS
+    tracker.apply(event(Event="AGIExecStart", Channel="X", Uniqueid="1.1", Linkedid="1.1"))
+    assert tracker.active_count == 0
+
+
+def test_resync_closes_vanished_and_adopts_listed_calls() -> None:
+    """After a reconnect, calls missing from CoreShowChannels end; listed calls are adopted."""
+    clock = FakeClock(1000.0)
+    tracker = CallTracker("pbx1", monotonic=clock, wall_clock=clock)
+    tracker.apply(event(Event="Newchannel", Channel="PJSIP/a", Uniqueid="9.1", Linkedid="9.1",
+                        CallerIDNum="13900009999"))
+    listing = [
+        m for m in events_of("dial-outcomes-queue-redirect-ami.txt")
+        if m.event == "CoreShowChannel"
+    ]
+    (vanished,) = tracker.resync(listing)
+    assert (vanished.linkedid, vanished.caller_number, vanished.vanished) == (
+        "9.1", "13900009999", True,
+    )
+    calls = {call.linkedid: call for call in tracker.snapshot()}
+    assert set(calls) == {"1795382136.10410", "1795382136.10412", "1795382136.10414"}
+    quiet = calls["1795382136.10412"]
+    assert (quiet.caller_name, quiet.state, len(quiet.channels)) == ("王五", "Down", 2)
+    assert calls["1795382136.10410"].started_monotonic == 1000.0 - 2
+    # A second listing without the queue call ends it, and keeps the others.
+    remaining = [m for m in listing if m.get("Linkedid") != "1795382136.10414"]
+    (gone,) = tracker.resync(remaining)
+    assert (gone.linkedid, gone.caller_name) == ("1795382136.10414", "李四")
+    assert tracker.active_count == 2
