@@ -1,0 +1,60 @@
+"""Which number did the citizen dial? 12345 itself or a legacy line forwarded to it.
+
+Asterisk hands the number over in several places, depending on how the call came:
+the generated dialplan saves the dialled extension as ``HOTLINE_DIALED`` before any
+``Goto``; a carrier's call forwarding leaves the legacy number in
+``REDIRECTING(from-num)`` and ``agi_rdnis`` while ``agi_dnid`` says 12345; a call
+routed straight to the PBX shows it as ``agi_dnid`` or ``agi_extension``.
+A legacy line named anywhere wins over the main line, because a forwarded call
+also names 12345 (it is where the call was forwarded to).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ivr.dialplan.model import Dialplan, Line
+
+_ABSENT = ("", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class LineSources:
+    """The numbers Asterisk gave for a call; "" or "unknown" means absent."""
+
+    hotline_dialed: str = ""  # HOTLINE_DIALED, set by the generated dialplan
+    redirecting_from: str = ""  # REDIRECTING(from-num)
+    rdnis: str = ""  # agi_rdnis
+    dnid: str = ""  # agi_dnid
+    extension: str = ""  # agi_extension
+
+
+@dataclass(frozen=True, slots=True)
+class LineMatch:
+    """The detected line, the source field that named it ("default" if none did), the number."""
+
+    line: Line
+    source: str
+    number: str
+
+
+_ORDER = tuple(f.name for f in fields(LineSources))
+
+
+def detect_line(plan: Dialplan, sources: LineSources) -> LineMatch:
+    """The line a call belongs to: a legacy line first, then the main line, else the main line."""
+    named: list[tuple[str, str, Line]] = []
+    for source in _ORDER:
+        number = getattr(sources, source).strip()
+        if number.lower() in _ABSENT:
+            continue
+        line = plan.line_for(number)
+        if line is not None:
+            named.append((source, number, line))
+    for source, number, line in named:
+        if line.number != plan.main_line:
+            return LineMatch(line, source, number)
+    if named:
+        source, number, line = named[0]
+        return LineMatch(line, source, number)
+    return LineMatch(plan.main, "default", plan.main_line)
