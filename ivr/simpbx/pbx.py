@@ -1,0 +1,354 @@
+"""The simulated Asterisk 22: inbound calls through the shipped ``from-pstn`` dialplan, its
+FastAGI step against the service, the ``hotline-route`` contexts after it, and AMI beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ivr.simpbx._call import (
+    ENDED_BY_AMI, ENDED_BY_CALLER, ENDED_BY_DIAL, ENDED_BY_SERVICE, CallState,
+)
+from ivr.simpbx._channel import STATE_UP, Channel
+from ivr.simpbx._events import NORMAL_CLEARING, CallEvents, EventBus, NoBus
+from ivr.simpbx.agi_caller import CONNECT_TIMEOUT, AgiCaller, AgiTarget, run_dial
+from ivr.simpbx.ami_server import BUFFER_LIMIT, AmiServer, Originated, QueueStats
+from ivr.simpbx.errors import PbxNotRunningError
+from ivr.simpbx.script import KNOWN_TECHS, CallScript
+
+ROUTE_CONTEXT = "hotline-route"
+FALLBACK_CONTEXT = "hotline-fallback"
+INBOUND_CONTEXT = "from-pstn"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What happened to one simulated call, from the PBX's point of view.
+
+    ``destination`` is where the caller ended up: ``queue:<name>``, ``abandoned-in-queue:<name>``,
+    ``dial:<dial string>`` (an answered Dial inside the AGI), ``department:<dial string>``,
+    ``hangup``, ``redirect:<context>,<exten>,<priority>`` or ``abandoned-in-ivr``.
+    ``fallback`` is true when the dialplan's safety net took the caller: AGISTATUS was not
+    SUCCESS, or the service set no route (or a queue route without a queue).
+    """
+
+    linkedid: str
+    uniqueid: str
+    channel: str
+    agi_status: str
+    variables: Mapping[str, str]
+    commands: tuple[str, ...]
+    prompts: tuple[str, ...]
+    dial_attempts: tuple[tuple[str, str], ...]
+    destination: str
+    fallback: bool
+
+
+@dataclass(slots=True)
+class _QueueCounters:
+    waiting: int = 0
+    completed: int = 0
+    abandoned: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateRecord:
+    """An outbound call the service asked for with AMI ``Originate``."""
+
+    channel: str
+    caller_id: str
+    created: str
+    uniqueid: str
+
+
+class SimulatedPbx:
+    """A light Asterisk stand-in speaking real AMI and FastAGI over loopback.
+
+    Calls take no real time: each timeout is answered at once, so thousands of calls can run
+    concurrently in one event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        agi_host: str = "127.0.0.1",
+        agi_port: int,
+        ami_host: str = "127.0.0.1",
+        ami_port: int = 0,
+        ami_username: str = "hotline",
+        ami_secret: str = "hotline-secret",
+        fallback_queue: str = "hotline-agents",
+        agi_connect_timeout: float = CONNECT_TIMEOUT,
+        ami_buffer_limit: int = BUFFER_LIMIT,
+    ) -> None:
+        self.agi_host = agi_host
+        self.agi_port = agi_port  # settable: point the dialplan at a restarted service
+        self.fallback_queue = fallback_queue
+        self.agi_connect_timeout = agi_connect_timeout
+        self._ami = AmiServer(
+            self, host=ami_host, port=ami_port, username=ami_username, secret=ami_secret,
+            buffer_limit=ami_buffer_limit,
+        )
+        self._bus: EventBus = NoBus()
+        self._events = CallEvents(self._bus)
+        self._epoch = int(time.time())
+        self._uniqueids = itertools.count(1)
+        self._channel_numbers = itertools.count(1)
+        self._live: dict[str, CallState] = {}
+        self._queues: dict[str, _QueueCounters] = {}
+        self._originated: list[OriginateRecord] = []
+        self._calls_processed = 0
+        self._running = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the AMI port; calls may be placed from now on."""
+        await self._ami.start()
+        self._bus = self._ami
+        self._events = CallEvents(self._bus)
+        self._running = True
+
+    async def close(self) -> None:
+        """Hang up every call still in the IVR and close AMI."""
+        self._running = False
+        for call in list(self._live.values()):
+            call.abandon()
+        await self._ami.close()
+        self._bus = NoBus()
+        self._events = CallEvents(self._bus)
+
+    async def __aenter__(self) -> SimulatedPbx:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def ami_port(self) -> int:
+        """The AMI server's bound port."""
+        return self._ami.port
+
+    @property
+    def dropped_events(self) -> int:
+        """AMI events not delivered because a client did not read them fast enough."""
+        return self._ami.dropped_events
+
+    @property
+    def originated(self) -> tuple[OriginateRecord, ...]:
+        """Every call placed through AMI ``Originate`` so far."""
+        return tuple(self._originated)
+
+    # -- calls ----------------------------------------------------------------------------
+
+    async def place_call(self, script: CallScript) -> CallRecord:
+        """Run one inbound call through the dialplan and return where it went."""
+        if not self._running:
+            raise PbxNotRunningError("start() the simulated PBX before placing calls")
+        number = next(self._channel_numbers)
+        if script.tech.upper() == "LOCAL":
+            name = f"Local/{script.dialled}@{INBOUND_CONTEXT}-{number:08x};2"
+        else:
+            name = f"{script.tech}/carrier-{number:08x}"
+        uniqueid = self._new_uniqueid()
+        channel = Channel(
+            name=name, uniqueid=uniqueid, linkedid=uniqueid, caller_number=script.caller_number,
+            caller_name=script.caller_name, context=INBOUND_CONTEXT, exten=script.dialled,
+        )
+        call = CallState(script, channel)
+        self._live[name] = call
+        self._calls_processed += 1
+        try:
+            agi_status = await self._run_inbound(call)
+            destination, fallback = self._after_agi(call, agi_status)
+        finally:
+            self._live.pop(name, None)
+        return CallRecord(
+            linkedid=channel.linkedid, uniqueid=uniqueid, channel=name, agi_status=agi_status,
+            variables=MappingProxyType(dict(call.variables)), commands=tuple(call.commands),
+            prompts=tuple(call.prompts), dial_attempts=tuple(call.dial_attempts),
+            destination=destination, fallback=fallback,
+        )
+
+    def _new_uniqueid(self) -> str:
+        return f"{self._epoch}.{next(self._uniqueids)}"
+
+    def _new_dest(self, call: CallState, dial_string: str) -> Channel:
+        """The outgoing channel a Dial creates (``Local/..;1`` or ``PJSIP/endpoint-..``)."""
+        number = next(self._channel_numbers)
+        target = dial_string.split("&", 1)[0]
+        tech, _, resource = target.partition("/")
+        if tech.upper() == "LOCAL":
+            exten, _, context = resource.partition("@")
+            name = f"{target}-{number:08x};1"
+        else:
+            exten, context = resource.split("@", 1)[0], "from-internal"
+            name = f"{tech}/{resource.split('@')[-1]}-{number:08x}"
+        return Channel(
+            name=name, uniqueid=self._new_uniqueid(), linkedid=call.channel.linkedid,
+            caller_number=call.script.caller_number, caller_name=call.script.caller_name,
+            context=context or "default", exten=exten or "s", state=0,
+        )
+
+    def _step(self, call: CallState, context: str, exten: str, priority: int, app: str, data: str) -> None:
+        call.channel.move(context, exten, priority, app, data)
+        self._events.newexten(call.channel)
+
+    async def _run_inbound(self, call: CallState) -> str:
+        """``[from-pstn]`` up to and including the AGI; returns AGISTATUS."""
+        script, channel, events = call.script, call.channel, self._events
+        dialled = script.dialled
+        events.newchannel(channel)
+        self._step(call, INBOUND_CONTEXT, dialled, 1, "Set", f"__HOTLINE_DIALED={dialled}")
+        call.set_variable("__HOTLINE_DIALED", dialled)
+        events.var_set(channel, "__HOTLINE_DIALED", dialled)
+        self._step(call, INBOUND_CONTEXT, dialled, 2, "Answer", "")
+        channel.set_state(STATE_UP)
+        events.newstate(channel)
+        target = AgiTarget(self.agi_host, self.agi_port)
+        args = (dialled, channel.linkedid, script.forwarded_from)
+        self._step(call, INBOUND_CONTEXT, dialled, 3, "AGI", ",".join((target.url, *args)))
+        caller = AgiCaller(call, events, self._new_dest)
+        agi_status = await caller.run(target, args, connect_timeout=self.agi_connect_timeout)
+        call.set_variable("AGISTATUS", agi_status)
+        events.var_set(channel, "AGISTATUS", agi_status)
+        return agi_status
+
+    def _after_agi(self, call: CallState, agi_status: str) -> tuple[str, bool]:
+        """The dialplan after ``AGI()``: returns (destination, fallback)."""
+        channel, events = call.channel, self._events
+        if call.ended_by:
+            # Gone inside the AGI: no more dialplan runs for this channel.
+            if call.ended_by == ENDED_BY_CALLER:
+                events.hangup(channel, NORMAL_CLEARING)
+                return "abandoned-in-ivr", False
+            events.hangup(channel, NORMAL_CLEARING, requested=call.ended_by == ENDED_BY_AMI)
+            if call.ended_by == ENDED_BY_DIAL:
+                return call.dial_destination, False
+            assert call.ended_by in (ENDED_BY_SERVICE, ENDED_BY_AMI)
+            return "hangup", False
+        if call.redirect_target is not None:
+            context, exten, priority = call.redirect_target
+            self._step(call, context, exten, int(priority) if priority.isdigit() else 1, "", "")
+            events.hangup(channel, NORMAL_CLEARING)
+            return f"redirect:{context},{exten},{priority}", False
+        dialled = call.script.dialled
+        route = call.variables.get("HOTLINE_ROUTE", "")
+        self._step(
+            call, INBOUND_CONTEXT, dialled, 4, "GotoIf",
+            f"{int(agi_status != 'SUCCESS')}?{FALLBACK_CONTEXT},s,1",
+        )
+        if agi_status != "SUCCESS":
+            return self._queue(call, FALLBACK_CONTEXT, "s", self.fallback_queue), True
+        exten = route or "fallback"
+        if exten not in ("queue", "department", "hangup", "emergency", "fallback"):
+            exten = "i"  # unknown route value: Asterisk's invalid-extension handler
+        self._step(call, INBOUND_CONTEXT, dialled, 5, "Goto", f"{ROUTE_CONTEXT},{route or 'fallback'},1")
+        target = call.variables.get("HOTLINE_TARGET", "")
+        if exten == "queue":
+            if target.split(",", 1)[0]:
+                return self._queue(call, ROUTE_CONTEXT, "queue", target), False
+            # Queue() without a queue name returns at once: the caller falls to the safety net.
+            self._step(call, ROUTE_CONTEXT, "queue", 1, "Queue", target)
+            return self._queue(call, ROUTE_CONTEXT, "fallback", self.fallback_queue), True
+        if exten == "department":
+            self._step(call, ROUTE_CONTEXT, "department", 1, "Dial", f"{target},60")
+            status = run_dial(call, events, self._new_dest, target)
+            if status == "ANSWER":
+                events.hangup(channel, NORMAL_CLEARING)
+                return f"department:{target.split(',', 1)[0]}", False
+            return self._queue(call, ROUTE_CONTEXT, "department", self.fallback_queue, priority=2), False
+        if exten in ("hangup", "emergency"):
+            self._step(call, ROUTE_CONTEXT, exten, 1, "Hangup", "")
+            events.soft_hangup_request(channel, NORMAL_CLEARING)
+            events.hangup(channel, NORMAL_CLEARING, requested=False)
+            return "hangup", False
+        return self._queue(call, ROUTE_CONTEXT, exten, self.fallback_queue), exten == "fallback"
+
+    def _queue(self, call: CallState, context: str, exten: str, data: str, *, priority: int = 1) -> str:
+        """``Queue(data)``: the caller joins, then an agent answers or the caller gives up."""
+        channel, events = call.channel, self._events
+        self._step(call, context, exten, priority, "Queue", data)
+        name = data.split(",", 1)[0]
+        counters = self._queues.setdefault(name, _QueueCounters())
+        counters.waiting += 1
+        position = counters.waiting
+        events.queue_join(channel, name, position, counters.waiting)
+        counters.waiting -= 1
+        if call.script.queue_outcome == "abandoned":
+            counters.abandoned += 1
+            events.queue_abandon(channel, name, position, 0)
+            events.queue_leave(channel, name, position, counters.waiting)
+            events.hangup(channel, NORMAL_CLEARING)
+            return f"abandoned-in-queue:{name}"
+        counters.completed += 1
+        events.queue_leave(channel, name, position, counters.waiting)
+        events.hangup(channel, NORMAL_CLEARING)
+        return f"queue:{name}"
+
+    # -- what AMI actions act on (PbxControl) ---------------------------------------------
+
+    def live_channels(self) -> Sequence[Channel]:
+        """The channels of the calls in progress."""
+        return [call.channel for call in self._live.values()]
+
+    def redirect(self, channel: str, context: str, exten: str, priority: str) -> bool:
+        """AMI ``Redirect`` of a live channel."""
+        call = self._live.get(channel)
+        if call is None:
+            return False
+        call.redirect(context, exten, priority)
+        return True
+
+    def hangup(self, channel: str) -> bool:
+        """AMI ``Hangup`` of a live channel."""
+        call = self._live.get(channel)
+        if call is None:
+            return False
+        call.hang_up_from_ami()
+        return True
+
+    def originate(self, channel: str, caller_id: str, destination: str) -> Originated | None:
+        """AMI ``Originate``: the outbound call is answered at once; unknown technologies fail."""
+        tech = channel.split("/", 1)[0]
+        if tech.upper() not in KNOWN_TECHS:
+            return None
+        number = next(self._channel_numbers)
+        suffix = ";1" if tech.upper() == "LOCAL" else ""
+        created = Originated(f"{channel}-{number:08x}{suffix}", self._new_uniqueid())
+        self._originated.append(OriginateRecord(channel, caller_id, created.channel, created.uniqueid))
+        return created
+
+    def get_variable(self, channel: str, name: str) -> str | None:
+        """AMI ``Getvar`` on a live channel."""
+        call = self._live.get(channel)
+        return None if call is None else call.lookup(name)
+
+    def set_variable(self, channel: str, name: str, value: str) -> bool:
+        """AMI ``Setvar`` on a live channel."""
+        call = self._live.get(channel)
+        if call is None:
+            return False
+        call.set_variable(name, value)
+        self._events.var_set(call.channel, name, value)
+        return True
+
+    def queue_stats(self) -> Sequence[QueueStats]:
+        """Counters of every queue a call has entered."""
+        return [
+            QueueStats(name, c.waiting, c.completed, c.abandoned) for name, c in sorted(self._queues.items())
+        ]
+
+    def calls_processed(self) -> int:
+        """Calls placed since construction."""
+        return self._calls_processed
+
+
+async def place_calls(pbx: SimulatedPbx, scripts: Sequence[CallScript]) -> list[CallRecord]:
+    """Place every call at once and return their records in the scripts' order."""
+    return list(await asyncio.gather(*(pbx.place_call(script) for script in scripts)))
