@@ -252,7 +252,8 @@ class CallTracker:
             call.caller_name = channel.caller_name or call.caller_name
 
     def _on_varset(self, call: _Call, event: AmiMessage) -> None:
-        variable = event.get("Variable")
+        # Set(__X=...) makes X inherited, and Asterisk reports it with the underscores.
+        variable = event.get("Variable").lstrip("_")
         if variable not in HOTLINE_VARIABLES:
             return
         value = event.get("Value")

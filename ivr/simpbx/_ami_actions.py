@@ -137,13 +137,27 @@ def _filter(server: AmiServer, session: Session, action: Action, aid: str) -> bo
         return True
     exclude = expression.startswith("!")
     try:
-        pattern = re.compile(expression[1:] if exclude else expression)
+        pattern = re.compile(_posix_to_python(expression[1:] if exclude else expression))
     except re.error:
         _error(session, aid, "Filter Not Added")
         return True
     (session.exclude if exclude else session.include).append(pattern)
     _ack(session, aid, "Success")
     return True
+
+
+# Asterisk compiles filters as POSIX extended regular expressions; Python's re reads the
+# bracket classes differently (and warns of a nested set).
+_POSIX_CLASSES = {
+    "[[:space:]]": r"\s", "[[:digit:]]": r"\d", "[[:alpha:]]": "[A-Za-z]",
+    "[[:alnum:]]": "[A-Za-z0-9]", "[[:upper:]]": "[A-Z]", "[[:lower:]]": "[a-z]",
+}
+
+
+def _posix_to_python(expression: str) -> str:
+    for posix, python in _POSIX_CLASSES.items():
+        expression = expression.replace(posix, python)
+    return expression
 
 
 def _core_show_channels(server: AmiServer, session: Session, action: Action, aid: str) -> bool:

@@ -84,6 +84,7 @@ class SqliteTicketStore:
         self._closing = False
         self._closed = False
         self._in_flight = 0
+        self._last_submitted: asyncio.Future[bool] | None = None
         self._commits = 0
         self._writable = True
         # The writer connection lives and dies on this one thread; only _db_* methods touch it.
@@ -142,10 +143,20 @@ class SqliteTicketStore:
             future.set_exception(exc)
             return future
         self._queue.append(_Queued(row, future))
+        self._last_submitted = future
         self._wakeup.set()
         if len(self._queue) >= self._batch_max:
             self._batch_full.set()
         return future
+
+    async def flush(self) -> None:
+        """Wait until every ticket submitted so far is committed or has failed.
+
+        Batches are committed in submission order, so the last ticket submitted settles last.
+        """
+        last = self._last_submitted
+        if last is not None:
+            await asyncio.wait([last])
 
     @property
     def pending(self) -> int:

@@ -42,6 +42,10 @@ class TicketStore(Protocol):
         """
         ...
 
+    async def flush(self) -> None:
+        """Wait until every ticket submitted so far is committed or has failed."""
+        ...
+
     async def get(self, ticket_id: str) -> Ticket | None:
         """The committed ticket with this id, or ``None``."""
         ...

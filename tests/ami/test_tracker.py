@@ -130,3 +130,13 @@ def test_resync_closes_vanished_and_adopts_listed_calls() -> None:
     (gone,) = tracker.resync(remaining)
     assert (gone.linkedid, gone.caller_name) == ("1795382136.10414", "李四")
     assert tracker.active_count == 2
+
+
+def test_inherited_variable_names_are_tracked() -> None:
+    """Set(__HOTLINE_DIALED=...) is reported with underscores and still names the dialled line."""
+    tracker = CallTracker("pbx1")
+    common = {"Channel": "PJSIP/trunk-1", "Uniqueid": "1.1", "Linkedid": "1.1"}
+    tracker.apply(event(Event="Newchannel", **common, Exten="12345", CallerIDNum="13811112222"))
+    tracker.apply(event(Event="VarSet", **common, Variable="__HOTLINE_DIALED", Value="96119"))
+    live = tracker.get("1.1")
+    assert live is not None and live.dialled == "96119"

@@ -244,3 +244,18 @@ async def test_outbox_delivery_cycle(
     assert [state for _, state in rows_in(db_path)] == ["delivered", "pending", "dead", "pending"]
     with pytest.raises(TicketStoreError):
         await store.mark_attempt_failed(tickets[2].ticket_id, retry_at=later)
+
+
+async def test_flush_waits_for_every_submitted_ticket(
+    tmp_path: Path, make_ticket: MakeTicket
+) -> None:
+    """flush() returns only once every ticket submitted before it has settled."""
+    store = SqliteTicketStore(tmp_path / "t.sqlite3", batch_max=8, max_delay_s=0.05)
+    await store.start()
+    try:
+        futures = [store.submit(make_ticket(n)) for n in range(20)]
+        await store.flush()
+        assert all(future.done() for future in futures)
+        assert await store.count() == 20
+    finally:
+        await store.close()

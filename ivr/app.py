@@ -1,0 +1,191 @@
+"""Wiring: builds every part once, starts them in order and stops them in reverse.
+
+The aiohttp ``Application`` is the container: each long-lived resource (ticket store, FastAGI
+server, AMI links) is a ``cleanup_ctx`` generator, so start-up and shutdown order is declared in
+one place and a failure half-way through start-up still closes what was opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from ivr.agi.server import FastAgiServer
+from ivr.ami.link import AmiLink
+from ivr.ami.protocol import event_whitelist_filter
+from ivr.ami.tracker import TRACKED_EVENTS, CallTracker
+from ivr.callflow import CallHandler
+from ivr.config import ServiceConfig
+from ivr.dialplan.model import Dialplan
+from ivr.metrics import Metrics
+from ivr.tickets.sqlite import SqliteTicketStore
+from ivr.web.http import Readiness, add_routes
+
+CONFIG = web.AppKey("config", ServiceConfig)
+METRICS = web.AppKey("metrics", Metrics)
+DIALPLAN = web.AppKey("dialplan", Dialplan)
+STORE = web.AppKey("store", SqliteTicketStore)
+FASTAGI = web.AppKey("fastagi", FastAgiServer)
+LINKS = web.AppKey("links", list)
+TRACKERS = web.AppKey("trackers", dict)
+CLOCK = web.AppKey("clock", Callable)
+
+_log = structlog.get_logger("ivr.app")
+
+# The tracker's events, plus those that answer our own actions or say the PBX is going away.
+_WANTED_EVENTS = TRACKED_EVENTS | {
+    "CoreShowChannel", "CoreShowChannelsComplete", "OriginateResponse", "FullyBooted", "Shutdown",
+}
+
+
+def build_app(
+    config: ServiceConfig,
+    dialplan: Dialplan,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> web.Application:
+    """The service as an aiohttp application; nothing runs until it is started.
+
+    ``clock`` (timezone-aware) is what business hours and tickets are judged by; the wall
+    clock unless given.
+    """
+    app = web.Application()
+    app[CLOCK] = clock if clock is not None else _utc_now
+    app[CONFIG] = config
+    metrics = Metrics(registry if registry is not None else CollectorRegistry())
+    app[METRICS] = metrics
+    app[DIALPLAN] = dialplan
+    app[LINKS] = []
+    app[TRACKERS] = {}
+    metrics.dialplan_info.labels(version=dialplan.version).set(1)
+    app.cleanup_ctx.append(_ticket_store)
+    app.cleanup_ctx.append(_fastagi_server)
+    app.cleanup_ctx.append(_ami_links)
+    add_routes(
+        app,
+        registry=metrics.registry,
+        version=lambda: {"version": app[DIALPLAN].version},
+        readiness=(
+            Readiness("fastagi", lambda: FASTAGI in app and app[FASTAGI].port > 0),
+            Readiness("ami", lambda: any(link.connected for link in app[LINKS])),
+            Readiness("tickets", lambda: STORE in app and app[STORE].writable),
+        ),
+    )
+    return app
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def _ticket_store(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    config.tickets.path.parent.mkdir(parents=True, exist_ok=True)
+    store = SqliteTicketStore(config.tickets.path)
+    await store.start()
+    app[STORE] = store
+    try:
+        yield
+    finally:
+        await store.close()
+
+
+async def _fastagi_server(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    handler = CallHandler(
+        dialplan=lambda: app[DIALPLAN],
+        store=app[STORE],
+        metrics=app[METRICS],
+        node=config.ami[0].node if config.ami else "pbx1",
+        clock=app[CLOCK],
+    )
+    server = FastAgiServer(
+        handler,
+        host=config.fastagi.host,
+        port=config.fastagi.port,
+        allowed_peers=config.fastagi.allowed_peers,
+    )
+    await server.start()
+    app[FASTAGI] = server
+    _log.info("fastagi.listening", host=config.fastagi.host, port=server.port)
+    try:
+        yield
+    finally:
+        await server.close()
+
+
+async def _ami_links(app: web.Application) -> AsyncIterator[None]:
+    metrics = app[METRICS]
+    for node in app[CONFIG].ami:
+        tracker = CallTracker(node.node)
+        app[TRACKERS][node.node] = tracker
+        link = AmiLink(
+            host=node.host,
+            port=node.port,
+            username=node.username,
+            secret=node.secret,
+            node=node.node,
+            ping_interval=node.ping_interval,
+            # Asterisk drops everything else before it is written: ~125 events a call would
+            # otherwise be parsed here only to be thrown away.
+            event_filters=(event_whitelist_filter(_WANTED_EVENTS),),
+            on_connected=_on_connected(metrics, tracker),
+            on_disconnected=_on_disconnected(metrics),
+        )
+        events = metrics.ami_events.labels(node=node.node)
+
+        def on_event(event: Any, tracker: CallTracker = tracker, events: Any = events) -> None:
+            events.inc()
+            tracker.apply(event)
+
+        link.subscribe("*", on_event)
+        metrics.ami_connected.labels(node=node.node).set(0)
+        app[LINKS].append(link)
+        await link.start()
+    try:
+        yield
+    finally:
+        for link in reversed(app[LINKS]):
+            await link.close()
+
+
+def _on_connected(metrics: Metrics, tracker: CallTracker) -> Any:
+    async def connected(link: AmiLink) -> None:
+        metrics.ami_connected.labels(node=link.node).set(1)
+        # Asterisk keeps no events for a client that was away: rebuild the live-call table.
+        listing = await link.send_action({"Action": "CoreShowChannels"})
+        ended = tracker.resync(listing.events)
+        _log.info("ami.connected", node=link.node, live_calls=tracker.active_count,
+                  ended_while_away=len(ended))
+
+    return connected
+
+
+def _on_disconnected(metrics: Metrics) -> Any:
+    async def disconnected(link: AmiLink) -> None:
+        metrics.ami_connected.labels(node=link.node).set(0)
+        metrics.ami_reconnects.labels(node=link.node).inc()
+        _log.warning("ami.disconnected", node=link.node)
+
+    return disconnected
+
+
+async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start every part of ``app`` and its HTTP listener; returns the runner to stop it with."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner
+
+
+def http_port(runner: web.AppRunner) -> int:
+    """The port the HTTP listener is bound to (useful with port 0)."""
+    for address in runner.addresses:
+        return int(address[1])
+    raise RuntimeError("the HTTP listener is not started")

@@ -1,0 +1,280 @@
+"""One call, from the FastAGI session's first line to its ticket.
+
+The flow: find the line dialled, walk the menus (the engine decides, this module only speaks
+AGI), carry out the route (emergency hand-off first of all), tell the dialplan where to go, then
+write the ticket. A hangup is a normal outcome; a fault of ours still leaves the caller to the
+dialplan's fallback (no HOTLINE_ROUTE means the default queue) and still makes a ticket.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from call_transfer import emergency, variables
+from ivr.agi.errors import AgiError, AgiHangup
+from ivr.agi.session import AgiSession
+from ivr.dialplan.model import EMERGENCY_FAILED_PROMPT, Dialplan
+from ivr.engine.lines import LineSources, detect_line
+from ivr.engine.route import Route, RouteKind
+from ivr.engine.walk import Ask, Done, MenuWalk
+from ivr.metrics import Metrics
+from ivr.tickets.errors import TicketStoreError
+from ivr.tickets.model import Disposition, Ticket, ticket_id_for
+from ivr.tickets.sla import sla_due
+from ivr.tickets.store import TicketStore
+
+_TICKET_COMMIT_WAIT_S = 0.5  # a slow store must not hold a caller back from the agents
+_ROUTE_VARIABLE = {
+    RouteKind.QUEUE: variables.ROUTE_QUEUE,
+    RouteKind.DEPARTMENT: variables.ROUTE_DEPARTMENT,
+    RouteKind.MESSAGE: variables.ROUTE_MESSAGE,
+    RouteKind.CALLBACK: variables.ROUTE_HANGUP,
+    RouteKind.INFO: variables.ROUTE_HANGUP,
+    RouteKind.HANGUP: variables.ROUTE_HANGUP,
+}
+_DISPOSITION = {
+    RouteKind.QUEUE: Disposition.AGENT,
+    RouteKind.DEPARTMENT: Disposition.AGENT,
+    RouteKind.EMERGENCY: Disposition.EMERGENCY,
+    RouteKind.INFO: Disposition.SELF_SERVED,
+    RouteKind.MESSAGE: Disposition.MESSAGE,
+    RouteKind.CALLBACK: Disposition.CALLBACK,
+    RouteKind.HANGUP: Disposition.SELF_SERVED,
+}
+
+
+@dataclass(slots=True)
+class _CallState:
+    """What the flow learns about one call as it goes; becomes the ticket at the end."""
+
+    linkedid: str
+    started_at: datetime
+    started_monotonic: float
+    line: Any = None
+    route: Route | None = None
+    disposition: Disposition = Disposition.ABANDONED
+    handoff: emergency.HandoffResult | None = None
+    ticket_submitted: bool = False
+
+
+class CallHandler:
+    """Runs one call per FastAGI session; built once with everything it needs."""
+
+    def __init__(
+        self,
+        *,
+        dialplan: Callable[[], Dialplan],
+        store: TicketStore,
+        metrics: Metrics,
+        node: str = "pbx1",
+        backend: str = "sqlite",
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._dialplan = dialplan
+        self._store = store
+        self._metrics = metrics
+        self._node = node
+        self._backend = backend
+        self._clock = clock
+        self._log = structlog.get_logger("ivr.call")
+
+    async def __call__(self, session: AgiSession) -> None:
+        """Serve one call; never raises for the caller's or Asterisk's doing."""
+        plan = self._dialplan()  # a call finishes on the dialplan version it started with
+        env = session.env
+        args = tuple(env.args) + ("", "", "")
+        state = _CallState(
+            linkedid=args[1] or env.uniqueid,
+            started_at=self._clock(),
+            started_monotonic=time.monotonic(),
+        )
+        sources = LineSources(
+            hotline_dialed=args[0],
+            redirecting_from=args[2],
+            rdnis=env.rdnis,
+            dnid=env.dnid,
+            extension=env.extension,
+        )
+        match = detect_line(plan, sources)
+        line = match.line
+        state.line = line
+        log = self._log.bind(
+            call=state.linkedid, uniqueid=env.uniqueid, line=line.number, caller=env.callerid,
+            line_source=match.source,
+        )
+        walk = MenuWalk(plan, line, now=state.started_at)
+        active = self._metrics.active_calls.labels(line=line.number)
+        active.inc()
+        try:
+            await self._run(session, plan, walk, state, log)
+        except AgiHangup:
+            log.info("call.hangup", menu=walk.menu)
+        except AgiError as exc:
+            # Asterisk misbehaved or timed out; the dialplan fallback takes the caller.
+            state.disposition = Disposition.SERVICE_ERROR
+            log.warning("call.agi_error", error=str(exc), kind=type(exc).__name__)
+        except Exception:
+            state.disposition = Disposition.SERVICE_ERROR
+            log.exception("call.failed")
+        finally:
+            active.dec()
+        if not state.ticket_submitted:
+            self._submit_ticket(plan, walk, state, env)
+        elapsed = time.monotonic() - state.started_monotonic
+        self._metrics.agi_session_seconds.observe(elapsed)
+        self._metrics.calls.labels(line=line.number, outcome=state.disposition.value).inc()
+        log.info(
+            "call.summary",
+            path=list(walk.path),
+            route=state.route.kind.value if state.route else None,
+            target=state.route.target if state.route else None,
+            disposition=state.disposition.value,
+            ticket=ticket_id_for(state.linkedid),
+            seconds=round(elapsed, 3),
+        )
+
+    async def _run(
+        self, session: AgiSession, plan: Dialplan, walk: MenuWalk, state: _CallState, log: Any
+    ) -> None:
+        language = "zh"
+        step = walk.start()
+        while isinstance(step, Ask):
+            log.debug("ivr.ask", menu=step.menu, prompts=list(step.prompts))
+            digit: str | None = None
+            for prompt in step.prompts:
+                digit = await session.stream_file(plan.sound(prompt, language), step.escape_digits)
+                if digit:
+                    break
+            if not digit:
+                digit = await session.wait_for_digit(step.timeout_s)
+            key_at = time.perf_counter()
+            if digit:
+                self._metrics.ivr_selections.labels(menu=step.menu, key=digit).inc()
+                step = walk.key(digit)
+            else:
+                self._metrics.ivr_timeouts.labels(menu=step.menu).inc()
+                step = walk.timeout()
+            if isinstance(step, Done) and step.route.kind is RouteKind.EMERGENCY:
+                state.route = step.route
+                await self._emergency(session, plan, step.route, state, key_at, log)
+                return
+            self._metrics.key_to_command_seconds.observe(time.perf_counter() - key_at)
+        assert isinstance(step, Done)
+        state.route = step.route
+        log.info("ivr.done", route=step.route.kind.value, target=step.route.target,
+                 reason=step.route.reason.value)
+        for prompt in step.announce:
+            await session.stream_file(plan.sound(prompt, language), "")
+        if step.route.kind is RouteKind.EMERGENCY:  # a line that means emergency at once
+            await self._emergency(session, plan, step.route, state, time.perf_counter(), log)
+            return
+        await self._send_to(session, plan, walk, step.route, state)
+
+    async def _emergency(
+        self, session: AgiSession, plan: Dialplan, route: Route, state: _CallState,
+        key_at: float, log: Any,
+    ) -> None:
+        service = plan.emergency[route.target]
+        self._metrics.emergency_handoff_seconds.observe(time.perf_counter() - key_at)
+        result = await emergency.hand_off(session, service.id, service.targets)
+        state.handoff = result
+        state.disposition = Disposition.EMERGENCY
+        if result.answered:
+            outcome = "answered" if len(result.attempts) == 1 else "failed_over"
+        elif result.caller_gone:
+            outcome = "abandoned"
+        else:
+            outcome = "all_failed"
+        self._metrics.emergency_handoffs.labels(service=service.id, result=outcome).inc()
+        log.info("emergency.handoff", service=service.id, outcome=outcome,
+                 attempts=[(a.target, a.status) for a in result.attempts])
+        if outcome == "all_failed":
+            # Every route failed: tell the caller to dial the number directly, and put them
+            # through to a 12345 supervisor rather than leave them alone.
+            await session.stream_file(plan.sound(EMERGENCY_FAILED_PROMPT, "zh"), "")
+            supervisor = plan.queues[plan.supervisor_queue]
+            await self._set_route(session, variables.ROUTE_QUEUE, supervisor.asterisk_queue, state)
+
+    async def _send_to(
+        self, session: AgiSession, plan: Dialplan, walk: MenuWalk, route: Route, state: _CallState
+    ) -> None:
+        route_value = _ROUTE_VARIABLE[route.kind]
+        if route.kind in (RouteKind.QUEUE, RouteKind.MESSAGE, RouteKind.CALLBACK):
+            target = plan.queues[route.target].asterisk_queue
+        elif route.kind is RouteKind.DEPARTMENT:
+            department = plan.departments[route.target]
+            if department.queue:
+                route_value, target = variables.ROUTE_QUEUE, department.queue
+            else:
+                target = department.dial
+        else:
+            target = route.target
+        state.disposition = _DISPOSITION[route.kind]
+        # The ticket is committed before anyone (the agent's screen via HOTLINE_TICKET) is told
+        # of it; a store that is slow or down delays the caller by a bounded moment at most.
+        committed = self._submit_ticket(plan, walk, state, session.env)
+        try:
+            await asyncio.wait_for(asyncio.shield(committed), _TICKET_COMMIT_WAIT_S)
+        except (asyncio.TimeoutError, TicketStoreError):
+            pass  # counted by _count_ticket; the outcome does not change the caller's route
+        await self._set_route(session, route_value, target, state)
+
+    async def _set_route(
+        self, session: AgiSession, route_value: str, target: str, state: _CallState
+    ) -> None:
+        await session.set_variable(variables.HOTLINE_TICKET, ticket_id_for(state.linkedid))
+        await session.set_variable(variables.HOTLINE_TARGET, target)
+        # HOTLINE_ROUTE last: the dialplan reads it, so it must not name a half-set route.
+        await session.set_variable(variables.HOTLINE_ROUTE, route_value)
+
+    def _submit_ticket(
+        self, plan: Dialplan, walk: MenuWalk, state: _CallState, env: Any
+    ) -> asyncio.Future[bool]:
+        state.ticket_submitted = True
+        future = self._store.submit(self._ticket(plan, walk, state, env))
+        future.add_done_callback(self._count_ticket)
+        return future
+
+    def _ticket(self, plan: Dialplan, walk: MenuWalk, state: _CallState, env: Any) -> Ticket:
+        line = state.line
+        route = state.route
+        request_kind = route.request_kind.value if route else line.request_kind.value
+        urgency = route.urgency.value if route else line.urgency.value
+        handoff = state.handoff
+        return Ticket(
+            ticket_id=ticket_id_for(state.linkedid),
+            linkedid=state.linkedid,
+            uniqueid=env.uniqueid,
+            caller_number=env.callerid,
+            caller_name=env.calleridname,
+            dialled_line=line.number,
+            source_label=line.label,
+            ivr_path=tuple(walk.path),
+            request_kind=request_kind,
+            urgency=urgency,
+            sla_due=sla_due(urgency, state.started_at),
+            route_kind=route.kind.value if route else "",
+            route_target=route.target if route else "",
+            disposition=state.disposition,
+            started_at=state.started_at,
+            ended_at=self._clock(),
+            emergency_service=handoff.service if handoff else "",
+            emergency_target=handoff.last_target if handoff else "",
+            emergency_result=handoff.last_status if handoff else "",
+            node=self._node,
+            extra={"dialplan": plan.version, "route_reason": route.reason.value if route else ""},
+        )
+
+    def _count_ticket(self, future: Any) -> None:
+        if future.cancelled() or future.exception() is not None:
+            result = "failed"
+        else:
+            result = "created" if future.result() else "duplicate"
+        self._metrics.tickets.labels(backend=self._backend, result=result).inc()

@@ -1,0 +1,222 @@
+"""The service's configuration file, validated once into frozen objects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ivr.errors import HotlineError
+
+
+class ConfigError(HotlineError):
+    """The configuration file cannot be used; the message names file, line and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class FastAgiConfig:
+    """Where the FastAGI server listens and whom it accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = 4573
+    allowed_peers: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AmiNodeConfig:
+    """One Asterisk node reached over AMI."""
+
+    node: str
+    host: str
+    port: int
+    username: str
+    secret: str = field(repr=False)
+    ping_interval: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The listener of /metrics, health checks and the admin API."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketsConfig:
+    """Where tickets are written."""
+
+    backend: str = "sqlite"
+    path: Path = Path("var/tickets.sqlite3")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """The whole service configuration."""
+
+    fastagi: FastAgiConfig = FastAgiConfig()
+    ami: tuple[AmiNodeConfig, ...] = ()
+    http: HttpConfig = HttpConfig()
+    tickets: TicketsConfig = TicketsConfig()
+    dialplans: Path = Path("dialplans")
+    language: str = "zh"
+
+
+_SECTIONS = {"fastagi", "ami", "http", "tickets", "dialplans", "language"}
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> ServiceConfig:
+    """Read and validate ``path``; relative paths inside are taken from the file's folder."""
+    env = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: {exc.problem}") from None
+    reader = _Reader(path, node)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise reader.error((), "the file must be a mapping of sections")
+    reader.no_unknown((), data, _SECTIONS)
+    base = path.parent
+    return ServiceConfig(
+        fastagi=_fastagi(reader, data.get("fastagi") or {}),
+        ami=tuple(
+            _ami_node(reader, index, item, env)
+            for index, item in enumerate(reader.list_of(("ami",), data.get("ami") or []))
+        ),
+        http=_http(reader, data.get("http") or {}, env),
+        tickets=_tickets(reader, data.get("tickets") or {}, base),
+        dialplans=base / str(data.get("dialplans", "dialplans")),
+        language=str(data.get("language", "zh")),
+    )
+
+
+class _Reader:
+    """Finds the line of a key path in the composed YAML, for error messages."""
+
+    def __init__(self, path: Path, root: yaml.Node | None) -> None:
+        self.path = path
+        self.root = root
+
+    def error(self, key_path: tuple[str | int, ...], message: str) -> ConfigError:
+        node = self.root
+        for key in key_path:
+            found = None
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    if k.value == key:
+                        found = k if key == key_path[-1] else v
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+                if key < len(node.value):
+                    found = node.value[key]
+            if found is None:
+                break
+            node = found
+        line = f":{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node else ""
+        dotted = ".".join(str(k) for k in key_path) or "(top)"
+        return ConfigError(f"{self.path}{line}: {dotted}: {message}")
+
+    def no_unknown(self, key_path: tuple[str | int, ...], data: Mapping[str, Any], known: set[str]) -> None:
+        for key in data:
+            if key not in known:
+                raise self.error((*key_path, key), f"unknown key (expected one of {sorted(known)})")
+
+    def mapping(self, key_path: tuple[str | int, ...], value: Any) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(key_path, "must be a mapping")
+        return value
+
+    def list_of(self, key_path: tuple[str | int, ...], value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.error(key_path, "must be a list")
+        return value
+
+    def integer(self, key_path: tuple[str | int, ...], value: Any, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.error(key_path, f"must be a whole number from {low} to {high}")
+        return value
+
+    def secret(
+        self, key_path: tuple[str | int, ...], data: Mapping[str, Any], name: str, env: Mapping[str, str]
+    ) -> str:
+        """A secret from ``<name>_env`` (an environment variable) or ``<name>_file``; never inline."""
+        if name in data:
+            raise self.error((*key_path, name), f"secrets are not written here: use {name}_env or {name}_file")
+        if f"{name}_env" in data:
+            variable = str(data[f"{name}_env"])
+            if variable not in env:
+                raise self.error((*key_path, f"{name}_env"), f"environment variable {variable} is not set")
+            return env[variable]
+        if f"{name}_file" in data:
+            secret_path = self.path.parent / str(data[f"{name}_file"])
+            try:
+                return secret_path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise self.error((*key_path, f"{name}_file"), f"cannot read: {exc.strerror}") from None
+        return ""
+
+
+def _fastagi(reader: _Reader, value: Any) -> FastAgiConfig:
+    data = reader.mapping(("fastagi",), value)
+    reader.no_unknown(("fastagi",), data, {"host", "port", "allowed_peers"})
+    peers = data.get("allowed_peers")
+    return FastAgiConfig(
+        host=str(data.get("host", "127.0.0.1")),
+        port=reader.integer(("fastagi", "port"), data.get("port", 4573), 0, 65535),
+        allowed_peers=None if peers is None else frozenset(
+            str(p) for p in reader.list_of(("fastagi", "allowed_peers"), peers)
+        ),
+    )
+
+
+def _ami_node(reader: _Reader, index: int, value: Any, env: Mapping[str, str]) -> AmiNodeConfig:
+    where: tuple[str | int, ...] = ("ami", index)
+    data = reader.mapping(where, value)
+    reader.no_unknown(
+        where, data,
+        {"node", "host", "port", "username", "secret", "secret_env", "secret_file", "ping_interval"},
+    )
+    for required in ("node", "host", "username"):
+        if required not in data:
+            raise reader.error(where, f"missing key {required!r}")
+    return AmiNodeConfig(
+        node=str(data["node"]),
+        host=str(data["host"]),
+        port=reader.integer((*where, "port"), data.get("port", 5038), 1, 65535),
+        username=str(data["username"]),
+        secret=reader.secret(where, data, "secret", env),
+        ping_interval=float(reader.integer((*where, "ping_interval"), data.get("ping_interval", 10), 1, 3600)),
+    )
+
+
+def _http(reader: _Reader, value: Any, env: Mapping[str, str]) -> HttpConfig:
+    data = reader.mapping(("http",), value)
+    reader.no_unknown(("http",), data, {"host", "port", "token", "token_env", "token_file"})
+    return HttpConfig(
+        host=str(data.get("host", "127.0.0.1")),
+        port=reader.integer(("http", "port"), data.get("port", 8080), 0, 65535),
+        token=reader.secret(("http",), data, "token", env),
+    )
+
+
+def _tickets(reader: _Reader, value: Any, base: Path) -> TicketsConfig:
+    data = reader.mapping(("tickets",), value)
+    reader.no_unknown(("tickets",), data, {"backend", "path"})
+    backend = str(data.get("backend", "sqlite"))
+    if backend != "sqlite":
+        raise reader.error(("tickets", "backend"), f"unknown backend {backend!r} (expected 'sqlite')")
+    return TicketsConfig(backend=backend, path=base / str(data.get("path", "var/tickets.sqlite3")))
