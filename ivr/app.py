@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from ivr.agi.router import ScriptRouter
 from ivr.agi.server import FastAgiServer
 from ivr.ami.link import AmiLink
 from ivr.ami.protocol import event_whitelist_filter
@@ -24,6 +25,7 @@ from ivr.config import ServiceConfig
 from ivr.dialplan.model import Dialplan
 from ivr.metrics import Metrics
 from ivr.tickets.sqlite import SqliteTicketStore
+from ivr.web import admin
 from ivr.web.http import Readiness, add_routes
 
 CONFIG = web.AppKey("config", ServiceConfig)
@@ -54,7 +56,7 @@ def build_app(
     ``clock`` (timezone-aware) is what business hours and tickets are judged by; the wall
     clock unless given.
     """
-    app = web.Application()
+    app = web.Application(middlewares=[admin.auth_middleware(config.http.token)])
     app[CLOCK] = clock if clock is not None else _utc_now
     app[CONFIG] = config
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
@@ -75,6 +77,9 @@ def build_app(
             Readiness("ami", lambda: any(link.connected for link in app[LINKS])),
             Readiness("tickets", lambda: STORE in app and app[STORE].writable),
         ),
+    )
+    admin.add_routes(
+        app, calls=admin.AllNodes(lambda: app[TRACKERS].values()), store=lambda: app[STORE]
     )
     return app
 
@@ -105,7 +110,7 @@ async def _fastagi_server(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
     )
     server = FastAgiServer(
-        handler,
+        ScriptRouter({"ivr": handler}),
         host=config.fastagi.host,
         port=config.fastagi.port,
         allowed_peers=config.fastagi.allowed_peers,

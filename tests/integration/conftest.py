@@ -21,6 +21,7 @@ from ivr.tickets.model import Ticket, ticket_id_for
 
 DIALPLANS = Path(__file__).parents[2] / "dialplans"
 SECRET = "integration-secret"
+ADMIN_TOKEN = "integration-admin-token"
 # A working Monday morning in Beijing: every shipped line is open.
 WORKING_HOURS = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
@@ -46,10 +47,11 @@ class Hotline:
         value = self.registry.get_sample_value(name, labels)
         return 0.0 if value is None else value
 
-    async def http_get(self, path: str) -> tuple[int, str]:
-        """GET a path of the service's HTTP listener."""
+    async def http_get(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, str]:
+        """GET a path of the service's HTTP listener, with the admin token unless told."""
         url = f"http://127.0.0.1:{http_port(self.runner)}{path}"
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
             return response.status, await response.text()
 
 
@@ -68,7 +70,7 @@ async def hotline(tmp_path: Path, shipped_dialplan: Dialplan) -> AsyncIterator[H
         fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
         ami=(AmiNodeConfig(node="sim", host="127.0.0.1", port=pbx.ami_port, username="hotline",
                            secret=SECRET, ping_interval=5),),
-        http=HttpConfig(host="127.0.0.1", port=0),
+        http=HttpConfig(host="127.0.0.1", port=0, token=ADMIN_TOKEN),
         tickets=TicketsConfig(path=tmp_path / "tickets.sqlite3"),
         dialplans=DIALPLANS,
     )
