@@ -19,6 +19,7 @@ import structlog
 
 from call_transfer import emergency, variables
 from ivr.agi.errors import AgiError, AgiHangup
+from ivr import sanitize
 from ivr.agi.session import AgiSession
 from ivr.dialplan.model import EMERGENCY_FAILED_PROMPT, Dialplan
 from ivr.engine.lines import LineSources, detect_line
@@ -55,6 +56,9 @@ class _CallState:
     """What the flow learns about one call as it goes; becomes the ticket at the end."""
 
     linkedid: str
+    uniqueid: str
+    caller_number: str
+    caller_name: str
     started_at: datetime
     started_monotonic: float
     line: Any = None
@@ -62,6 +66,11 @@ class _CallState:
     disposition: Disposition = Disposition.ABANDONED
     handoff: emergency.HandoffResult | None = None
     ticket_submitted: bool = False
+
+
+def _local_id() -> str:
+    """An id of Asterisk's shape for a session whose own ids were unusable."""
+    return f"{time.time():.6f}"
 
 
 class CallHandler:
@@ -90,8 +99,12 @@ class CallHandler:
         plan = self._dialplan()  # a call finishes on the dialplan version it started with
         env = session.env
         args = tuple(env.args) + ("", "", "")
+        uniqueid = sanitize.asterisk_id(env.uniqueid) or _local_id()
         state = _CallState(
-            linkedid=args[1] or env.uniqueid,
+            linkedid=sanitize.asterisk_id(args[1]) or uniqueid,
+            uniqueid=uniqueid,
+            caller_number=sanitize.caller_number(env.callerid),
+            caller_name=sanitize.caller_name(env.calleridname),
             started_at=self._clock(),
             started_monotonic=time.monotonic(),
         )
@@ -105,10 +118,18 @@ class CallHandler:
         match = detect_line(plan, sources)
         line = match.line
         state.line = line
-        log = self._log.bind(
-            call=state.linkedid, uniqueid=env.uniqueid, line=line.number, caller=env.callerid,
-            line_source=match.source,
-        )
+        # Bound for the call's task: every line logged while serving it carries these ids.
+        with structlog.contextvars.bound_contextvars(
+            call=state.linkedid, uniqueid=state.uniqueid, line=line.number,
+            caller=state.caller_number,
+        ):
+            await self._serve(session, plan, match.source, state)
+
+    async def _serve(
+        self, session: AgiSession, plan: Dialplan, line_source: str, state: _CallState
+    ) -> None:
+        line = state.line
+        log = self._log.bind(line_source=line_source)
         walk = MenuWalk(plan, line, now=state.started_at)
         active = self._metrics.active_calls.labels(line=line.number)
         active.inc()
@@ -126,7 +147,7 @@ class CallHandler:
         finally:
             active.dec()
         if not state.ticket_submitted:
-            self._submit_ticket(plan, walk, state, env)
+            self._submit_ticket(plan, walk, state)
         elapsed = time.monotonic() - state.started_monotonic
         self._metrics.agi_session_seconds.observe(elapsed)
         self._metrics.calls.labels(line=line.number, outcome=state.disposition.value).inc()
@@ -219,7 +240,7 @@ class CallHandler:
         state.disposition = _DISPOSITION[route.kind]
         # The ticket is committed before anyone (the agent's screen via HOTLINE_TICKET) is told
         # of it; a store that is slow or down delays the caller by a bounded moment at most.
-        committed = self._submit_ticket(plan, walk, state, session.env)
+        committed = self._submit_ticket(plan, walk, state)
         try:
             await asyncio.wait_for(asyncio.shield(committed), _TICKET_COMMIT_WAIT_S)
         except (asyncio.TimeoutError, TicketStoreError):
@@ -235,14 +256,14 @@ class CallHandler:
         await session.set_variable(variables.HOTLINE_ROUTE, route_value)
 
     def _submit_ticket(
-        self, plan: Dialplan, walk: MenuWalk, state: _CallState, env: Any
+        self, plan: Dialplan, walk: MenuWalk, state: _CallState
     ) -> asyncio.Future[bool]:
         state.ticket_submitted = True
-        future = self._store.submit(self._ticket(plan, walk, state, env))
+        future = self._store.submit(self._ticket(plan, walk, state))
         future.add_done_callback(self._count_ticket)
         return future
 
-    def _ticket(self, plan: Dialplan, walk: MenuWalk, state: _CallState, env: Any) -> Ticket:
+    def _ticket(self, plan: Dialplan, walk: MenuWalk, state: _CallState) -> Ticket:
         line = state.line
         route = state.route
         request_kind = route.request_kind.value if route else line.request_kind.value
@@ -251,9 +272,9 @@ class CallHandler:
         return Ticket(
             ticket_id=ticket_id_for(state.linkedid),
             linkedid=state.linkedid,
-            uniqueid=env.uniqueid,
-            caller_number=env.callerid,
-            caller_name=env.calleridname,
+            uniqueid=state.uniqueid,
+            caller_number=state.caller_number,
+            caller_name=state.caller_name,
             dialled_line=line.number,
             source_label=line.label,
             ivr_path=tuple(walk.path),

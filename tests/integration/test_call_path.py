@@ -154,3 +154,13 @@ async def test_calls_run_concurrently_each_with_its_own_ticket(hotline: Hotline)
     assert await store.count() == 50
     tickets = [await store.get(ticket_id_for(r.linkedid)) for r in records]
     assert {t.caller_number for t in tickets if t is not None} == {s.caller_number for s in scripts}
+
+
+async def test_hostile_caller_data_is_cleaned_before_the_ticket(hotline: Hotline) -> None:
+    """Quotes, |, ${...} and bidi controls in a caller name never reach the ticket."""
+    record, ticket = await hotline.call(
+        CallScript(caller_number="139-0000-1111", caller_name='曹"|${EXTEN}\u202e女士', keys=("1",))
+    )
+    assert record.destination == "queue:hotline-agents"
+    assert ticket is not None
+    assert (ticket.caller_number, ticket.caller_name) == ("13900001111", "曹EXTEN女士")
