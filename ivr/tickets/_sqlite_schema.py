@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 from ivr.tickets.errors import TicketStoreError
 from ivr.tickets.model import Disposition, Ticket, ticket_id_for
+from ivr.tickets.store import callback_reason_for
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # One script per schema version; version N is reached by running scripts[N - 1].
 MIGRATIONS: tuple[str, ...] = (
@@ -55,6 +56,31 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tickets_by_line ON tickets (dialled_line, started_us);
     CREATE INDEX tickets_outbox_due ON tickets (next_attempt_us) WHERE outbox_state = 'pending';
     """,
+    # 2: delivery bookkeeping (claims, the receiver's reference, the last error), the post-call
+    # survey, and callbacks with their log.
+    """
+    ALTER TABLE tickets ADD COLUMN satisfaction TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tickets ADD COLUMN delivery_ref TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tickets ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
+    -- 1 while an attempt was started whose outcome nobody recorded (a crash, a timeout).
+    ALTER TABLE tickets ADD COLUMN in_doubt INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tickets ADD COLUMN claim_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tickets ADD COLUMN callback_state TEXT NOT NULL DEFAULT ''
+        CHECK (callback_state IN ('', 'wanted', 'done', 'given_up'));
+    ALTER TABLE tickets ADD COLUMN callback_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tickets ADD COLUMN callback_attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tickets ADD COLUMN next_callback_us INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX tickets_callbacks_due ON tickets (next_callback_us)
+        WHERE callback_state = 'wanted';
+    CREATE TABLE callback_log (
+        ticket_id TEXT NOT NULL,
+        attempt   INTEGER NOT NULL,
+        at        TEXT NOT NULL,
+        result    TEXT NOT NULL,
+        detail    TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, attempt)
+    ) STRICT;
+    """,
 )
 
 TICKET_COLUMNS = (
@@ -62,8 +88,12 @@ TICKET_COLUMNS = (
     "source_label", "ivr_path", "request_kind", "urgency", "sla_due", "route_kind",
     "route_target", "disposition", "started_at", "ended_at", "emergency_service",
     "emergency_target", "emergency_result", "recording", "node", "language", "extra",
+    "satisfaction",
 )  # fmt: skip
-INSERT_COLUMNS = (*TICKET_COLUMNS, "started_us", "next_attempt_us")
+INSERT_COLUMNS = (
+    *TICKET_COLUMNS, "started_us", "next_attempt_us", "callback_state", "callback_reason",
+    "next_callback_us",
+)  # fmt: skip
 INSERT = (
     f"INSERT INTO tickets ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join(':' + name for name in INSERT_COLUMNS)}) "
@@ -133,6 +163,10 @@ def encode(ticket: Ticket) -> Row:
     row["sla_due"] = ticket.sla_due.isoformat() if ticket.sla_due is not None else None
     row["started_us"] = utc_us(ticket.started_at, "started_at")
     row["next_attempt_us"] = utc_us(datetime.now(UTC), "now")
+    reason = callback_reason_for(ticket.disposition)
+    row["callback_state"] = "wanted" if reason else ""
+    row["callback_reason"] = reason
+    row["next_callback_us"] = 0
     return row
 
 

@@ -51,6 +51,15 @@ class Ticket:
     node: str = ""  # the PBX node the call came from
     language: str = "zh"
     extra: dict[str, str] = field(default_factory=dict)
+    satisfaction: str = ""  # post-call survey: a Satisfaction value, "" if not answered
+
+
+class Satisfaction(enum.StrEnum):
+    """The caller's answer to the post-call survey (key 1, 2 or 3)."""
+
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"
+    DISSATISFIED = "dissatisfied"
 
 
 def ticket_id_for(linkedid: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from ivr.tickets._sqlite_schema import (
     INSERT,
     SCHEMA_VERSION,
     SELECT,
+    TICKET_COLUMNS,
     Row,
     decode,
     encode,
@@ -34,8 +36,15 @@ from ivr.tickets._sqlite_schema import (
     utc_us,
 )
 from ivr.tickets.errors import TicketStoreError
-from ivr.tickets.model import Disposition, Ticket
-from ivr.tickets.store import OutboxState
+from ivr.tickets.model import Disposition, Satisfaction, Ticket
+from ivr.tickets.store import (
+    CallbackAttempt,
+    CallbackDue,
+    CallbackReason,
+    Claim,
+    OutboxCounts,
+    OutboxState,
+)
 
 __all__ = ["SCHEMA_VERSION", "SqliteTicketStore"]
 
@@ -87,6 +96,7 @@ class SqliteTicketStore:
         self._last_submitted: asyncio.Future[bool] | None = None
         self._commits = 0
         self._writable = True
+        self._commit_listeners: list[Callable[[], None]] = []
         # The writer connection lives and dies on this one thread; only _db_* methods touch it.
         self._writer_pool: ThreadPoolExecutor | None = None
         self._reader_pool: ThreadPoolExecutor | None = None
@@ -158,6 +168,10 @@ class SqliteTicketStore:
         if last is not None:
             await asyncio.wait([last])
 
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after each commit that wrote a new ticket (wakes the outbox)."""
+        self._commit_listeners.append(listener)
+
     @property
     def pending(self) -> int:
         """Tickets submitted but not yet committed (queued or being written)."""
@@ -214,6 +228,9 @@ class SqliteTicketStore:
             for item, was_new in zip(batch, inserted, strict=True):
                 if not item.future.done():  # the submitter may have cancelled it
                     item.future.set_result(was_new)
+            if any(inserted):
+                for listener in self._commit_listeners:
+                    listener()
         finally:
             self._in_flight = 0
             # Cancelled mid-write, or a bug: the outcome is unknown, but nobody waits forever.
@@ -300,25 +317,134 @@ class SqliteTicketStore:
         )
         return [decode(row) for row in rows]
 
-    async def mark_delivered(self, ticket_id: str) -> bool:
-        """Record a successful delivery; ``False`` if no pending ticket has this id."""
-        sql = "UPDATE tickets SET outbox_state = ? WHERE ticket_id = ? AND outbox_state = ?"
-        params = (OutboxState.DELIVERED, ticket_id, OutboxState.PENDING)
+    async def claim_for_delivery(
+        self, limit: int, *, lease_s: float, now: datetime | None = None
+    ) -> list[Claim]:
+        """Lease due tickets to this worker; see ``TicketOutbox.claim_for_delivery``."""
+        now_us = utc_us(now or datetime.now(UTC), "now")
+        claim_id = uuid.uuid4().hex
+        rows = await self._on_writer_guarded(
+            self._db_claim, limit, now_us, now_us + round(lease_s * 1_000_000), claim_id
+        )
+        return [
+            Claim(decode(row), claim_id, int(row["attempts"]), bool(row["in_doubt"]),
+                  str(row["delivery_ref"]))
+            for row in rows
+        ]  # fmt: skip
+
+    async def mark_delivered(
+        self, ticket_id: str, *, reference: str = "", claim_id: str | None = None
+    ) -> bool:
+        """Record a successful delivery; see ``TicketOutbox.mark_delivered``."""
+        sql = (
+            "UPDATE tickets SET outbox_state = ?, delivery_ref = ?, in_doubt = 0, last_error = '' "
+            "WHERE ticket_id = ? AND outbox_state = ?"
+        )
+        params: list[object] = [OutboxState.DELIVERED, reference, ticket_id, OutboxState.PENDING]
+        if claim_id is not None:
+            sql += " AND claim_id = ?"
+            params.append(claim_id)
         return await self._write_one(sql, params) == 1
 
-    async def mark_attempt_failed(self, ticket_id: str, *, retry_at: datetime | None) -> int:
+    async def mark_attempt_failed(
+        self,
+        ticket_id: str,
+        *,
+        retry_at: datetime | None,
+        error: str = "",
+        in_doubt: bool = False,
+        claim_id: str | None = None,
+    ) -> int:
         """Count a failed delivery; retry at ``retry_at``, or mark the ticket dead if None."""
         state = OutboxState.DEAD if retry_at is None else OutboxState.PENDING
         next_us = utc_us(retry_at, "retry_at") if retry_at is not None else 0
         sql = (
-            "UPDATE tickets SET attempts = attempts + 1, outbox_state = ?, next_attempt_us = ? "
-            "WHERE ticket_id = ? AND outbox_state = ? RETURNING attempts"
+            "UPDATE tickets SET attempts = attempts + 1, outbox_state = ?, next_attempt_us = ?, "
+            "last_error = ?, in_doubt = ? WHERE ticket_id = ? AND outbox_state = ?"
         )
-        params = (state, next_us, ticket_id, OutboxState.PENDING)
-        rows = await self._on_writer_guarded(self._db_update_returning, sql, params)
+        params: list[object] = [state, next_us, error, int(in_doubt), ticket_id,
+                                OutboxState.PENDING]  # fmt: skip
+        if claim_id is not None:
+            sql += " AND claim_id = ?"
+            params.append(claim_id)
+        rows = await self._on_writer_guarded(
+            self._db_update_returning, sql + " RETURNING attempts", params
+        )
         if not rows:
             raise TicketStoreError(f"no pending ticket {ticket_id}")
         return int(rows[0][0])
+
+    async def outbox_counts(self) -> OutboxCounts:
+        """How many tickets are pending, delivered, dead and in doubt."""
+        rows = await self._read(
+            "SELECT outbox_state AS state, count(*) AS n, sum(in_doubt) AS doubt "
+            "FROM tickets GROUP BY outbox_state",
+            (),
+        )
+        by_state = {row["state"]: int(row["n"]) for row in rows}
+        doubt = sum(int(row["doubt"] or 0) for row in rows if row["state"] == "pending")
+        return OutboxCounts(
+            pending=by_state.get(OutboxState.PENDING, 0),
+            delivered=by_state.get(OutboxState.DELIVERED, 0),
+            dead=by_state.get(OutboxState.DEAD, 0),
+            in_doubt=doubt,
+        )
+
+    # -- after the call --------------------------------------------------------------------
+
+    async def record_survey(self, ticket_id: str, rating: str) -> bool:
+        """Write the post-call survey answer; ``False`` if no such ticket."""
+        rating = str(Satisfaction(rating))
+        sql = "UPDATE tickets SET satisfaction = ? WHERE ticket_id = ?"
+        return await self._write_one(sql, (rating, ticket_id)) == 1
+
+    async def request_callback(self, ticket_id: str, reason: str) -> bool:
+        """Ask for a call back (a review call, 回访); ``False`` if no such ticket."""
+        sql = (
+            "UPDATE tickets SET callback_state = 'wanted', callback_reason = ?, "
+            "callback_attempts = 0, next_callback_us = 0 WHERE ticket_id = ?"
+        )
+        return await self._write_one(sql, (str(CallbackReason(reason)), ticket_id)) == 1
+
+    async def callbacks_due(self, limit: int, *, now: datetime | None = None) -> list[CallbackDue]:
+        """Tickets owed a callback whose next attempt is due, oldest due first."""
+        due = utc_us(now or datetime.now(UTC), "now")
+        rows = await self._read(
+            f"SELECT {', '.join(TICKET_COLUMNS)}, callback_reason, callback_attempts "
+            "FROM tickets WHERE callback_state = 'wanted' AND next_callback_us <= ? "
+            "ORDER BY next_callback_us, seq LIMIT ?",
+            (due, limit),
+        )
+        return [
+            CallbackDue(decode(row), row["callback_reason"], int(row["callback_attempts"]))
+            for row in rows
+        ]
+
+    async def record_callback_attempt(
+        self, attempt: CallbackAttempt, *, retry_at: datetime | None, done: bool
+    ) -> int:
+        """Log one callback attempt and move the callback on; see ``AfterCallStore``."""
+        state = "done" if done else ("wanted" if retry_at is not None else "given_up")
+        next_us = utc_us(retry_at, "retry_at") if retry_at is not None and not done else 0
+        count = await self._on_writer_guarded(
+            self._db_callback_attempt, attempt, state, next_us
+        )
+        if count is None:
+            raise TicketStoreError(f"no ticket {attempt.ticket_id}")
+        return count
+
+    async def callback_log(self, ticket_id: str) -> list[CallbackAttempt]:
+        """Every callback attempt recorded on the ticket, first first."""
+        rows = await self._read(
+            "SELECT ticket_id, attempt, at, result, detail FROM callback_log "
+            "WHERE ticket_id = ? ORDER BY attempt",
+            (ticket_id,),
+        )
+        return [
+            CallbackAttempt(row["ticket_id"], int(row["attempt"]),
+                            datetime.fromisoformat(row["at"]), row["result"], row["detail"])
+            for row in rows
+        ]  # fmt: skip
 
     async def _write_one(self, sql: str, params: Sequence[object]) -> int:
         return await self._on_writer_guarded(self._db_update, sql, params)
@@ -385,6 +511,62 @@ class SqliteTicketStore:
         except sqlite3.Error:
             self._db_discard()
             raise
+
+    def _db_claim(
+        self, limit: int, now_us: int, until_us: int, claim_id: str
+    ) -> list[sqlite3.Row]:
+        conn = self._db_connection()
+        try:
+            # One IMMEDIATE transaction: another process on the same file waits for it, so two
+            # workers never lease the same ticket.
+            conn.execute("BEGIN IMMEDIATE")
+            conn.row_factory = sqlite3.Row
+            try:
+                rows = conn.execute(
+                    f"SELECT {', '.join(TICKET_COLUMNS)}, attempts, in_doubt, delivery_ref "
+                    "FROM tickets WHERE outbox_state = 'pending' AND next_attempt_us <= ? "
+                    "ORDER BY next_attempt_us, seq LIMIT ?",
+                    (now_us, limit),
+                ).fetchall()
+            finally:
+                conn.row_factory = None
+            conn.executemany(
+                "UPDATE tickets SET in_doubt = 1, claim_id = ?, next_attempt_us = ? "
+                "WHERE ticket_id = ?",
+                [(claim_id, until_us, row["ticket_id"]) for row in rows],
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            self._db_discard()
+            raise
+        return rows
+
+    def _db_callback_attempt(
+        self, attempt: CallbackAttempt, state: str, next_us: int
+    ) -> int | None:
+        conn = self._db_connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            found = conn.execute(
+                "UPDATE tickets SET callback_attempts = callback_attempts + 1, "
+                "callback_state = ?, next_callback_us = ? WHERE ticket_id = ? "
+                "RETURNING callback_attempts",
+                (state, next_us, attempt.ticket_id),
+            ).fetchone()
+            if found is None:
+                conn.execute("ROLLBACK")
+                return None
+            conn.execute(
+                "INSERT INTO callback_log (ticket_id, attempt, at, result, detail) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (attempt.ticket_id, int(found[0]), attempt.at.isoformat(), attempt.result,
+                 attempt.detail),
+            )  # fmt: skip
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            self._db_discard()
+            raise
+        return int(found[0])
 
     def _db_discard(self) -> None:
         # After a failed write the connection may be in any state (a lost file, a full disk):

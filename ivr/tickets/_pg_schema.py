@@ -1,0 +1,81 @@
+"""The ticket tables in PostgreSQL and their statements.
+
+Rows hold the same values as in SQLite (``_sqlite_schema.encode``/``decode``): ISO 8601 text
+that keeps each time's offset, plus UTC microseconds to sort and filter by instant.
+"""
+
+from __future__ import annotations
+
+from ivr.tickets._sqlite_schema import INSERT_COLUMNS, TICKET_COLUMNS
+
+SCHEMA_VERSION = 1
+
+# Several service instances may start at once: migrations run under this advisory lock.
+MIGRATION_LOCK = 0x12345_0006
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE tickets (
+        seq               BIGSERIAL PRIMARY KEY,
+        ticket_id         TEXT NOT NULL UNIQUE,
+        linkedid          TEXT NOT NULL UNIQUE,
+        uniqueid          TEXT NOT NULL,
+        caller_number     TEXT NOT NULL,
+        caller_name       TEXT NOT NULL,
+        dialled_line      TEXT NOT NULL,
+        source_label      TEXT NOT NULL,
+        ivr_path          TEXT NOT NULL,
+        request_kind      TEXT NOT NULL,
+        urgency           TEXT NOT NULL,
+        sla_due           TEXT,
+        route_kind        TEXT NOT NULL,
+        route_target      TEXT NOT NULL,
+        disposition       TEXT NOT NULL,
+        started_at        TEXT NOT NULL,
+        started_us        BIGINT NOT NULL,
+        ended_at          TEXT NOT NULL,
+        emergency_service TEXT NOT NULL,
+        emergency_target  TEXT NOT NULL,
+        emergency_result  TEXT NOT NULL,
+        recording         TEXT NOT NULL,
+        node              TEXT NOT NULL,
+        language          TEXT NOT NULL,
+        extra             TEXT NOT NULL,
+        satisfaction      TEXT NOT NULL DEFAULT '',
+        outbox_state      TEXT NOT NULL DEFAULT 'pending'
+                          CHECK (outbox_state IN ('pending', 'delivered', 'dead')),
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        next_attempt_us   BIGINT NOT NULL,
+        delivery_ref      TEXT NOT NULL DEFAULT '',
+        last_error        TEXT NOT NULL DEFAULT '',
+        in_doubt          INTEGER NOT NULL DEFAULT 0,
+        claim_id          TEXT NOT NULL DEFAULT '',
+        callback_state    TEXT NOT NULL DEFAULT ''
+                          CHECK (callback_state IN ('', 'wanted', 'done', 'given_up')),
+        callback_reason   TEXT NOT NULL DEFAULT '',
+        callback_attempts INTEGER NOT NULL DEFAULT 0,
+        next_callback_us  BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tickets_by_start ON tickets (started_us);
+    CREATE INDEX tickets_by_line ON tickets (dialled_line, started_us);
+    CREATE INDEX tickets_outbox_due ON tickets (next_attempt_us) WHERE outbox_state = 'pending';
+    CREATE INDEX tickets_callbacks_due ON tickets (next_callback_us)
+        WHERE callback_state = 'wanted';
+    CREATE TABLE callback_log (
+        ticket_id TEXT NOT NULL,
+        attempt   INTEGER NOT NULL,
+        at        TEXT NOT NULL,
+        result    TEXT NOT NULL,
+        detail    TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, attempt)
+    );
+    """,
+)
+
+COLUMNS = ", ".join(TICKET_COLUMNS)
+INSERT = (
+    f"INSERT INTO tickets ({', '.join(INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join(f'%({name})s' for name in INSERT_COLUMNS)}) "
+    "ON CONFLICT (linkedid) DO NOTHING RETURNING linkedid"
+)
+SELECT = f"SELECT {COLUMNS} FROM tickets"
