@@ -1,4 +1,5 @@
-"""The ``hotline-ivr`` command: run the service, or try it with the simulated PBX."""
+"""The ``hotline-ivr`` command: run the service, try it with the simulated PBX, and the
+admin tools over the YAML dialplans (validate, simulate, graph, asterisk-config, prompts)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from pathlib import Path
 from ivr.config import ConfigError, load_config
 from ivr.dialplan.errors import DialplanError
 from ivr.logs import configure_logging
+from ivr.tools.errors import ToolError
+
+_DIALPLANS = Path("dialplans")
+_RECORDINGS = Path("recordings")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run the service against a real Asterisk")
     run.add_argument("--config", type=Path, default=Path("config/hotline.yaml"))
 
+    _add_tool_commands(commands)
+
     args = parser.parse_args(argv)
     try:
+        if args.command in _TOOLS:
+            return _TOOLS[args.command](args)
         if args.command == "demo":
             configure_logging(level=args.log_level or "warning")
             from ivr.demo import run_demo
@@ -34,9 +43,145 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_demo(args.dialplans, sys.stdout))
         configure_logging(level=args.log_level or "info")
         return asyncio.run(_run(args.config))
-    except (ConfigError, DialplanError) as exc:
+    except (ConfigError, DialplanError, ToolError) as exc:
         print(f"hotline-ivr: {exc}", file=sys.stderr)
         return 2
+
+
+def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    validate = commands.add_parser("validate", help="check dialplans: every problem, with file "
+                                   "and line; exit 1 on errors")
+    validate.add_argument("paths", nargs="*", type=Path, default=[_DIALPLANS],
+                          help="dialplan files or folders (default: dialplans/)")
+    validate.add_argument("--recordings", type=Path, default=_RECORDINGS,
+                          help="where prompt recordings live (default: recordings/)")
+    validate.add_argument("--no-recordings", action="store_true",
+                          help="do not check that each prompt has its recording")
+
+    simulate = commands.add_parser("simulate", help="walk a line's menus without a PBX")
+    simulate.add_argument("--dialplans", type=Path, default=_DIALPLANS)
+    simulate.add_argument("--line", required=True, help="the number dialled, e.g. 96119")
+    simulate.add_argument("--keys", default=None,
+                          help="keys pressed, e.g. 2,1 (t: timeout); default: ask on the terminal")
+    simulate.add_argument("--at", default=None,
+                          help='when, in the line\'s timezone, e.g. "2026-10-01 09:00" (default: now)')
+
+    graph = commands.add_parser("graph", help="draw the menu tree of each line")
+    graph.add_argument("--dialplans", type=Path, default=_DIALPLANS)
+    graph.add_argument("--format", default="mermaid", choices=("mermaid", "dot", "png", "svg"))
+    graph.add_argument("--line", default=None, help="only this line (default: every line)")
+    graph.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+
+    asterisk = commands.add_parser("asterisk-config", help="write extensions.conf and "
+                                   "manager.conf pieces from the dialplans")
+    asterisk.add_argument("--dialplans", type=Path, default=_DIALPLANS)
+    asterisk.add_argument("-o", "--output", type=Path, default=Path("deploy/asterisk"),
+                          help="folder to write into (default: deploy/asterisk)")
+    asterisk.add_argument("--agi-host", default="127.0.0.1", help="where the service listens")
+    asterisk.add_argument("--agi-port", type=int, default=4573)
+    asterisk.add_argument("--ami-permit", action="append", default=None, metavar="CIDR",
+                          help="network allowed to log in to AMI (repeatable; default "
+                          "127.0.0.1/32)")
+
+    prompts = commands.add_parser("prompts", help="render missing prompt recordings from their "
+                                  "text (espeak-ng and sox)")
+    prompts.add_argument("--dialplans", type=Path, default=_DIALPLANS)
+    prompts.add_argument("--recordings", type=Path, default=_RECORDINGS)
+    prompts.add_argument("--language", choices=("zh", "en"), default=None,
+                         help="only this language (default: every language of the dialplan)")
+    prompts.add_argument("--force", action="store_true", help="render existing files again")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from ivr.tools.validate import format_problems, validate_paths
+
+    recordings = None if args.no_recordings else args.recordings
+    plan, problems = validate_paths(args.paths, recordings)
+    print(format_problems(problems))
+    return 0 if plan is not None else 1
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from ivr.dialplan.loader import load_dialplan
+    from ivr.tools import simulate
+
+    plan = load_dialplan([args.dialplans])
+    line = plan.line_for(args.line)
+    if line is None:
+        raise ToolError(f"no line has the number {args.line!r} (lines: {', '.join(plan.lines)})")
+    when = simulate.parse_when(args.at, simulate.line_timezone(plan, line))
+    if args.keys is not None:
+        next_key = simulate.scripted(simulate.parse_keys(args.keys))
+    else:
+        next_key = _ask_terminal
+    simulate.simulate(plan, args.line, when, next_key, print)
+    return 0
+
+
+def _ask_terminal(_ask: object) -> str:
+    """One key from the terminal: empty or ``t`` is a timeout, ``q`` (or end of input) hangs up."""
+    from ivr.tools.simulate import HANG_UP, TIMEOUT, parse_keys
+
+    while True:
+        try:
+            answer = input("key (0-9 * #, t = timeout, q = hang up)> ")
+        except EOFError:
+            return HANG_UP
+        try:
+            return parse_keys(answer)[0] if answer.strip() else TIMEOUT
+        except ToolError as exc:
+            print(exc)
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from ivr.dialplan.loader import load_dialplan
+    from ivr.tools.graph import render
+
+    plan = load_dialplan([args.dialplans])
+    drawing = render(plan, args.format, args.line)
+    if args.output is not None:
+        args.output.write_bytes(drawing)
+    elif args.format in ("png", "svg") and sys.stdout.isatty():
+        raise ToolError(f"give -o FILE for a {args.format.upper()} drawing")
+    else:
+        sys.stdout.buffer.write(drawing)
+        sys.stdout.flush()
+    return 0
+
+
+def _asterisk_config(args: argparse.Namespace) -> int:
+    from ivr.dialplan.loader import load_dialplan
+    from ivr.tools.asterisk_config import AsteriskOptions, parse_permits, write_config
+
+    plan = load_dialplan([args.dialplans])
+    options = AsteriskOptions(args.agi_host, args.agi_port, parse_permits(args.ami_permit))
+    for path in write_config(plan, options, args.output):
+        print(f"wrote {path}")
+    return 0
+
+
+def _prompts(args: argparse.Namespace) -> int:
+    from ivr.dialplan.loader import load_dialplan
+    from ivr.tools.prompts import missing_prompts, render_prompts, synthesizer
+
+    plan = load_dialplan([args.dialplans])
+    languages = [args.language] if args.language else None
+    todo = missing_prompts(plan, args.recordings, languages, args.force)
+    if not todo:
+        print("every prompt has its recording")
+        return 0
+    for path in render_prompts(todo, synthesizer()):
+        print(f"rendered {path}")
+    return 0
+
+
+_TOOLS = {
+    "validate": _validate,
+    "simulate": _simulate,
+    "graph": _graph,
+    "asterisk-config": _asterisk_config,
+    "prompts": _prompts,
+}
 
 
 async def _run(config_path: Path) -> int:

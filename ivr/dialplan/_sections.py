@@ -53,6 +53,11 @@ _MODIFIERS: dict[ActionKind, tuple[str, ...]] = {
     ActionKind.HANGUP: (),
 }
 TRANSFERRING = "transferring"
+# Seconds each dial target rings when the file gives no timeout: an emergency route is
+# given up sooner (the next route must ring while the caller still waits), an agency
+# gets the minute the hand-written Asterisk dialplan always gave it.
+EMERGENCY_DIAL_TIMEOUT_S = 20
+DEPARTMENT_DIAL_TIMEOUT_S = 60
 
 
 def read_action(reader: Reader, node: YNode, path: str) -> Action | None:
@@ -171,20 +176,40 @@ def read_queue(reader: Reader, queue_id: str, node: YNode, path: str) -> Queue |
 
 def read_department(reader: Reader, department_id: str, node: YNode,
                     path: str) -> Department | None:
-    """An agency: a label and exactly one of a dial string or an Asterisk queue name."""
+    """An agency: a label and exactly one of a dial string, dial targets or an Asterisk queue."""
     mapping = reader.mapping(node, path)
-    if mapping is None or not reader.fields(mapping, path, ("label",), ("dial", "queue")):
+    if mapping is None or not reader.fields(mapping, path, ("label",),
+                                            ("dial", "targets", "queue")):
         return None
     label = reader.text(mapping.get("label") or mapping, join(path, "label"))
     dial_node, queue_node = mapping.get("dial"), mapping.get("queue")
-    if (dial_node is None) == (queue_node is None):
-        reader.report(mapping.mark, path, "give exactly one of 'dial' and 'queue'")
+    targets_node = mapping.get("targets")
+    if sum(node is not None for node in (dial_node, queue_node, targets_node)) != 1:
+        reader.report(mapping.mark, path, "give exactly one of 'dial', 'targets' and 'queue'")
         return None
-    dial = reader.text(dial_node, join(path, "dial")) if dial_node is not None else ""
     queue = reader.text(queue_node, join(path, "queue")) if queue_node is not None else ""
-    if label is None or dial is None or queue is None:
+    targets: tuple[DialTarget, ...] | None = ()
+    if dial_node is not None:
+        dial = reader.text(dial_node, join(path, "dial"))
+        targets = (DialTarget(dial, DEPARTMENT_DIAL_TIMEOUT_S),) if dial is not None else None
+    elif targets_node is not None:
+        targets = _read_targets(reader, targets_node, join(path, "targets"),
+                                DEPARTMENT_DIAL_TIMEOUT_S)
+    if label is None or queue is None or targets is None:
         return None
-    return Department(department_id, label, dial, queue)
+    return Department(department_id, label, targets[0].dial if targets else "", queue, targets)
+
+
+def _read_targets(reader: Reader, node: YNode, path: str,
+                  default_timeout: int) -> tuple[DialTarget, ...] | None:
+    """A non-empty list of ``{dial, timeout}`` in failover order; None if any is unusable."""
+    if not isinstance(node, YList) or not node.items:
+        reader.report(node.mark, path, "expected a non-empty list of {dial, timeout}")
+        return None
+    targets = [_read_target(reader, item, join(path, str(index)), default_timeout)
+               for index, item in enumerate(node.items)]
+    usable = tuple(target for target in targets if target is not None)
+    return usable if len(usable) == len(targets) else None
 
 
 def read_emergency(reader: Reader, service_id: str, key: YScalar, node: YNode,
@@ -204,26 +229,20 @@ def read_emergency(reader: Reader, service_id: str, key: YScalar, node: YNode,
         reader.report(number_node.mark, join(path, "number"),
                       f"the {service_id} service is {expected}, not {number}")
     label = reader.text(mapping.get("label") or mapping, join(path, "label"))
-    targets_node = mapping.get("targets") or mapping
-    targets: list[DialTarget | None] = []
-    if not isinstance(targets_node, YList) or not targets_node.items:
-        reader.report(targets_node.mark, join(path, "targets"),
-                      "expected a non-empty list of {dial, timeout}")
-    else:
-        targets = [_read_target(reader, item, join(path, f"targets.{index}"))
-                   for index, item in enumerate(targets_node.items)]
-    usable = tuple(target for target in targets if target is not None)
-    if label is None or number != expected or not targets or len(usable) != len(targets):
+    targets = _read_targets(reader, mapping.get("targets") or mapping, join(path, "targets"),
+                            EMERGENCY_DIAL_TIMEOUT_S)
+    if label is None or number != expected or targets is None:
         return None
-    return EmergencyService(service_id, expected, label, usable)
+    return EmergencyService(service_id, expected, label, targets)
 
 
-def _read_target(reader: Reader, node: YNode, path: str) -> DialTarget | None:
+def _read_target(reader: Reader, node: YNode, path: str,
+                 default_timeout: int) -> DialTarget | None:
     mapping = reader.mapping(node, path)
     if mapping is None or not reader.fields(mapping, path, ("dial",), ("timeout",)):
         return None
     dial = reader.text(mapping.get("dial") or mapping, join(path, "dial"))
-    timeout: int | None = 20
+    timeout: int | None = default_timeout
     if (timeout_node := mapping.get("timeout")) is not None:
         timeout = reader.integer(timeout_node, join(path, "timeout"), 1)
     return DialTarget(dial, timeout) if dial is not None and timeout is not None else None

@@ -24,6 +24,7 @@ from ivr.dialplan._yaml import Mark, YNode, YScalar, parse_yaml
 from ivr.dialplan.errors import DialplanError, Problem
 from ivr.dialplan.model import (
     EMERGENCY_FAILED_PROMPT,
+    FALLBACK_EMERGENCY_PROMPT,
     Action,
     ActionKind,
     Dialplan,
@@ -302,6 +303,10 @@ def _build(reader: Reader, sources: _Sources) -> Dialplan | None:
                      _read_line(reader, usable, sources, number, key, node, path))
     menus = _section(reader, sources, "menus", lambda object_id, _key, node, path:
                      _read_menu(reader, usable, object_id, node, path))
+    if FALLBACK_EMERGENCY_PROMPT in prompts.marks:
+        # Played by the generated Asterisk fallback, not by a menu: in use when defined.
+        reader.refer("prompt", FALLBACK_EMERGENCY_PROMPT, prompts.marks[FALLBACK_EMERGENCY_PROMPT],
+                     join("prompts", FALLBACK_EMERGENCY_PROMPT))
     if emergency.marks and settings is not None:
         # Spoken by the service when no emergency route answers; it must never be missing.
         reader.refer("prompt", EMERGENCY_FAILED_PROMPT, settings.mark, "settings",

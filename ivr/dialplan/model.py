@@ -25,6 +25,11 @@ EMERGENCY_NUMBERS: Mapping[str, str] = {
 #: Prompts the service itself plays: when every emergency route failed.
 EMERGENCY_FAILED_PROMPT = "emergency-failed"
 
+#: Played by the generated Asterisk fallback when the service is unreachable: "for an
+#: emergency press 9 ..., otherwise hold for an agent". Only the PBX plays it, so the
+#: loader never calls it unused.
+FALLBACK_EMERGENCY_PROMPT = "fallback-emergency"
+
 #: The keys a caller can press.
 DTMF_KEYS = "0123456789*#"
 
@@ -102,21 +107,26 @@ class Queue:
 
 
 @dataclass(frozen=True, slots=True)
+class DialTarget:
+    """One way to reach an emergency service or a department."""
+
+    dial: str
+    timeout_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class Department:
-    """An agency reached by transfer: exactly one of ``dial`` and ``queue`` is set."""
+    """An agency reached by transfer: exactly one of ``dial`` and ``queue`` is set.
+
+    ``targets`` lists the dial strings in failover order (like an emergency service's);
+    ``dial`` is always the first of them, so a caller that knows one number still works.
+    """
 
     id: str
     label: str
     dial: str = ""  # an Asterisk dial string, e.g. "PJSIP/8800@water-company"
     queue: str = ""  # or an Asterisk queue name
-
-
-@dataclass(frozen=True, slots=True)
-class DialTarget:
-    """One way to reach an emergency service."""
-
-    dial: str
-    timeout_s: int
+    targets: tuple[DialTarget, ...] = ()  # dial targets in failover order; () for a queue
 
 
 @dataclass(frozen=True, slots=True)
