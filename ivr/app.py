@@ -25,7 +25,8 @@ from ivr.config import ServiceConfig
 from ivr.dialplan.model import Dialplan
 from ivr.metrics import Metrics
 from ivr.tickets.sqlite import SqliteTicketStore
-from ivr.web import admin
+from call_transfer.live import LiveTransfers
+from ivr.web import admin, transfers
 from ivr.web.http import Readiness, add_routes
 
 CONFIG = web.AppKey("config", ServiceConfig)
@@ -78,8 +79,14 @@ def build_app(
             Readiness("tickets", lambda: STORE in app and app[STORE].writable),
         ),
     )
-    admin.add_routes(
-        app, calls=admin.AllNodes(lambda: app[TRACKERS].values()), store=lambda: app[STORE]
+    live_calls = admin.AllNodes(lambda: app[TRACKERS].values())
+    admin.add_routes(app, calls=live_calls, store=lambda: app[STORE])
+    transfers.add_routes(
+        app,
+        transfers=LiveTransfers(
+            lambda node: next((link for link in app[LINKS] if link.node == node), None)
+        ),
+        calls=live_calls,
     )
     return app
 
@@ -141,6 +148,7 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
             event_filters=(event_whitelist_filter(_WANTED_EVENTS),),
             on_connected=_on_connected(metrics, tracker),
             on_disconnected=_on_disconnected(metrics),
+            on_retry=_on_retry(metrics),
         )
         events = metrics.ami_events.labels(node=node.node)
 
@@ -174,10 +182,16 @@ def _on_connected(metrics: Metrics, tracker: CallTracker) -> Any:
 def _on_disconnected(metrics: Metrics) -> Any:
     async def disconnected(link: AmiLink) -> None:
         metrics.ami_connected.labels(node=link.node).set(0)
-        metrics.ami_reconnects.labels(node=link.node).inc()
         _log.warning("ami.disconnected", node=link.node)
 
     return disconnected
+
+
+def _on_retry(metrics: Metrics) -> Any:
+    def retry(link: AmiLink, attempt: int, delay: float) -> None:
+        metrics.ami_reconnects.labels(node=link.node).inc()
+
+    return retry
 
 
 async def start(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from call_transfer import emergency, variables
+from call_transfer import department, emergency, variables
 from ivr.agi.errors import AgiError, AgiHangup
 from ivr import sanitize
 from ivr.agi.session import AgiSession
@@ -65,6 +65,7 @@ class _CallState:
     route: Route | None = None
     disposition: Disposition = Disposition.ABANDONED
     handoff: emergency.HandoffResult | None = None
+    transfer: department.TransferResult | None = None
     ticket_submitted: bool = False
 
 
@@ -184,7 +185,7 @@ class CallHandler:
                 step = walk.timeout()
             if isinstance(step, Done) and step.route.kind is RouteKind.EMERGENCY:
                 state.route = step.route
-                await self._emergency(session, plan, step.route, state, key_at, log)
+                await self._emergency(session, plan, walk, step.route, state, key_at, log)
                 return
             self._metrics.key_to_command_seconds.observe(time.perf_counter() - key_at)
         assert isinstance(step, Done)
@@ -194,17 +195,21 @@ class CallHandler:
         for prompt in step.announce:
             await session.stream_file(plan.sound(prompt, language), "")
         if step.route.kind is RouteKind.EMERGENCY:  # a line that means emergency at once
-            await self._emergency(session, plan, step.route, state, time.perf_counter(), log)
+            await self._emergency(
+                session, plan, walk, step.route, state, time.perf_counter(), log
+            )
             return
         await self._send_to(session, plan, walk, step.route, state)
 
     async def _emergency(
-        self, session: AgiSession, plan: Dialplan, route: Route, state: _CallState,
-        key_at: float, log: Any,
+        self, session: AgiSession, plan: Dialplan, walk: MenuWalk, route: Route,
+        state: _CallState, key_at: float, log: Any,
     ) -> None:
         service = plan.emergency[route.target]
         self._metrics.emergency_handoff_seconds.observe(time.perf_counter() - key_at)
-        result = await emergency.hand_off(session, service.id, service.targets)
+        result = await emergency.hand_off(
+            session, service.id, service.targets, line=state.line.number, path=walk.path
+        )
         state.handoff = result
         state.disposition = Disposition.EMERGENCY
         if result.answered:
@@ -230,14 +235,43 @@ class CallHandler:
         if route.kind in (RouteKind.QUEUE, RouteKind.MESSAGE, RouteKind.CALLBACK):
             target = plan.queues[route.target].asterisk_queue
         elif route.kind is RouteKind.DEPARTMENT:
-            department = plan.departments[route.target]
-            if department.queue:
-                route_value, target = variables.ROUTE_QUEUE, department.queue
+            agency = plan.departments[route.target]
+            if agency.queue:
+                route_value, target = variables.ROUTE_QUEUE, agency.queue
+            elif agency.targets:
+                await self._department(session, plan, walk, agency.targets, state)
+                return
             else:
-                target = department.dial
+                target = agency.dial
         else:
             target = route.target
         state.disposition = _DISPOSITION[route.kind]
+        await self._commit_then_route(session, plan, walk, state, route_value, target)
+
+    async def _department(
+        self, session: AgiSession, plan: Dialplan, walk: MenuWalk,
+        targets: tuple[Any, ...], state: _CallState,
+    ) -> None:
+        """按责转办: dial the agency's targets in order; if none answers, a 12345 agent."""
+        result = await department.transfer(
+            session, targets, line=state.line.number, path=walk.path
+        )
+        state.transfer = result
+        if result.answered:
+            state.disposition = Disposition.AGENT
+        elif result.caller_gone:
+            state.disposition = Disposition.ABANDONED
+        else:
+            state.disposition = Disposition.AGENT
+            default = plan.queues[plan.default_queue].asterisk_queue
+            await self._commit_then_route(
+                session, plan, walk, state, variables.ROUTE_QUEUE, default
+            )
+
+    async def _commit_then_route(
+        self, session: AgiSession, plan: Dialplan, walk: MenuWalk, state: _CallState,
+        route_value: str, target: str,
+    ) -> None:
         # The ticket is committed before anyone (the agent's screen via HOTLINE_TICKET) is told
         # of it; a store that is slow or down delays the caller by a bounded moment at most.
         committed = self._submit_ticket(plan, walk, state)
@@ -269,6 +303,11 @@ class CallHandler:
         request_kind = route.request_kind.value if route else line.request_kind.value
         urgency = route.urgency.value if route else line.urgency.value
         handoff = state.handoff
+        extra = {"dialplan": plan.version, "route_reason": route.reason.value if route else ""}
+        route_target = route.target if route else ""
+        if state.transfer is not None:
+            extra["transfer_result"] = state.transfer.last_status
+            route_target = state.transfer.last_target or route_target
         return Ticket(
             ticket_id=ticket_id_for(state.linkedid),
             linkedid=state.linkedid,
@@ -282,7 +321,7 @@ class CallHandler:
             urgency=urgency,
             sla_due=sla_due(urgency, state.started_at),
             route_kind=route.kind.value if route else "",
-            route_target=route.target if route else "",
+            route_target=route_target,
             disposition=state.disposition,
             started_at=state.started_at,
             ended_at=self._clock(),
@@ -290,7 +329,7 @@ class CallHandler:
             emergency_target=handoff.last_target if handoff else "",
             emergency_result=handoff.last_status if handoff else "",
             node=self._node,
-            extra={"dialplan": plan.version, "route_reason": route.reason.value if route else ""},
+            extra=extra,
         )
 
     def _count_ticket(self, future: Any) -> None:

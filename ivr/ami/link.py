@@ -29,10 +29,12 @@ from ivr.ami.errors import (
 )
 from ivr.ami.protocol import AmiProtocol, AmiResponse, ParsedMessage
 
-__all__ = ["AmiLink", "EventHandler", "LinkCallback"]
+__all__ = ["AmiLink", "EventHandler", "LinkCallback", "RetryCallback"]
 
 EventHandler = Callable[[AmiMessage], object]
 LinkCallback = Callable[["AmiLink"], Awaitable[object]]
+# Called before each reconnect wait: (link, attempt number since start, delay in seconds).
+RetryCallback = Callable[["AmiLink", int, float], object]
 
 
 class _LinkManager(Manager):  # type: ignore[misc]  # panoramisk is untyped
@@ -67,6 +69,24 @@ class _LinkManager(Manager):  # type: ignore[misc]  # panoramisk is untyped
         self._connected = False
 
 
+class _LinkAction(Action):  # type: ignore[misc]  # panoramisk is untyped
+    """panoramisk's ``Action``, safe for answers like ``Atxfer successfully queued``."""
+
+    @property
+    def multi(self) -> bool:
+        """Whether the answer is a list; panoramisk looks up an ``Async`` header to decide
+        after "... successfully queued" and raises KeyError when the action has none."""
+        try:
+            return bool(super().multi)
+        except KeyError:
+            return False  # no Async header: a synchronous answer, nothing follows
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _check_action(action: Mapping[str, str]) -> None:
     if not any(key.lower() == "action" for key in action):
         raise ValueError("an AMI action needs an 'Action' key")
@@ -81,7 +101,9 @@ class AmiLink:
 
     ``start()`` launches the supervisor task and returns at once; ``close()`` ends it.
     ``on_connected(link)`` is awaited after each successful login (resynchronise there),
-    ``on_disconnected(link)`` after each loss of a logged-in link.
+    ``on_disconnected(link)`` after each loss of a logged-in link. ``on_retry(link, attempt,
+    delay)`` is called before every reconnect wait, failed logins and refused connections
+    included (one metric sample per attempt); ``last_error`` says why the last try ended.
     """
 
     def __init__(
@@ -101,6 +123,7 @@ class AmiLink:
         event_filters: Sequence[str] = (),
         on_connected: LinkCallback | None = None,
         on_disconnected: LinkCallback | None = None,
+        on_retry: RetryCallback | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self.host = host
@@ -117,9 +140,11 @@ class AmiLink:
         self.event_filters = tuple(event_filters)
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
+        self._on_retry = on_retry
         self.log = logger or logging.getLogger("ivr.ami")
         self.manager = _LinkManager(host=host, port=port, log=self.log)
         self.reconnects = 0
+        self.last_error = ""
         self.version = ""
         self._past_handler_errors = 0
         self._protocol: AmiProtocol | None = None
@@ -198,7 +223,7 @@ class AmiLink:
     async def _request(
         self, protocol: AmiProtocol, action: Mapping[str, str], timeout: float | None
     ) -> AmiResponse:
-        sent = Action(dict(action))
+        sent = _LinkAction(dict(action))
         # as_list=None lets panoramisk tell list answers (EventList: start) from single ones.
         future = protocol.send(sent, as_list=None)
         limit = self.action_timeout if timeout is None else timeout
@@ -225,9 +250,11 @@ class AmiLink:
                 failures = 0 if self._was_up else failures + 1
             except AmiAuthError as exc:
                 failures += 1
+                self.last_error = f"authentication failed: {exc}"
                 self.log.warning("AMI login to %s refused: %s", self.node, exc)
             except (AmiError, OSError, TimeoutError) as exc:
                 failures += 1
+                self.last_error = str(exc) or type(exc).__name__
                 self.log.warning(
                     "AMI link to %s failed: %s", self.node, str(exc) or type(exc).__name__
                 )
@@ -246,6 +273,12 @@ class AmiLink:
                 self.reconnects,
                 delay,
             )
+            if self._on_retry is not None:
+                try:
+                    self._on_retry(self, self.reconnects, delay)
+                except Exception:
+                    # A broken metric hook must not stop the link from reconnecting.
+                    self.log.exception("AMI on_retry callback failed for %s", self.node)
             await asyncio.sleep(delay)
 
     async def _session(self) -> None:
@@ -308,6 +341,8 @@ class AmiLink:
                 return
             ping = Action({"Action": "Ping"})
             pong = protocol.send(ping, as_list=None)
+            # When the link is lost first, the Ping fails later with nobody awaiting it.
+            pong.add_done_callback(_retrieve)
             done, _ = await asyncio.wait(
                 {lost, pong}, timeout=self.ping_interval, return_when=asyncio.FIRST_COMPLETED
             )

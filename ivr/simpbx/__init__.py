@@ -5,12 +5,13 @@ service's manager client; callers follow scripts, and time is virtual.
 """
 
 from ivr.simpbx.agi_caller import AgiTarget
-from ivr.simpbx.ami_server import AmiServer
+from ivr.simpbx.ami_server import ActionRecord, AmiServer
 from ivr.simpbx.errors import PbxNotRunningError, ScriptError, SimPbxError
 from ivr.simpbx.pbx import CallRecord, OriginateRecord, SimulatedPbx, place_calls
 from ivr.simpbx.script import CallScript
 
 __all__ = [
+    "ActionRecord",
     "AgiTarget",
     "AmiServer",
     "CallRecord",

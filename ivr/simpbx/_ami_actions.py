@@ -177,14 +177,57 @@ def _core_show_channels(server: AmiServer, session: Session, action: Action, aid
 
 def _redirect(server: AmiServer, session: Session, action: Action, aid: str) -> bool:
     channel = action.get("Channel")
+    extra = action.get("ExtraChannel")
+    live = {c.name for c in server.control.live_channels()}
     if not channel:
         _error(session, aid, "Channel not specified")
-    elif not server.control.redirect(
-        channel, action.get("Context"), action.get("Exten"), action.get("Priority") or "1"
-    ):
+    elif channel not in live:
         _error(session, aid, f"Channel does not exist: {channel}")
+    elif extra and extra not in live:
+        # Asterisk looks the second channel up before moving either.
+        _error(session, aid, f"ExtraChannel does not exist: {extra}")
     else:
-        _ack(session, aid, "Redirect successful")
+        server.control.redirect(
+            channel, action.get("Context"), action.get("Exten"), action.get("Priority") or "1"
+        )
+        if extra:
+            server.control.redirect(
+                extra, action.get("ExtraContext") or action.get("Context"),
+                action.get("ExtraExten") or action.get("Exten"),
+                action.get("ExtraPriority") or action.get("Priority") or "1",
+            )
+            _ack(session, aid, "Dual Redirect successful")
+        else:
+            _ack(session, aid, "Redirect successful")
+    return True
+
+
+def _blind_transfer(server: AmiServer, session: Session, action: Action, aid: str) -> bool:
+    channel = action.get("Channel")
+    if not channel:
+        _error(session, aid, "No channel specified")
+    elif not action.get("Exten"):
+        _error(session, aid, "No extension specified")
+    elif channel not in {c.name for c in server.control.live_channels()}:
+        _error(session, aid, "Channel specified does not exist")
+    else:
+        # A simulated caller is never in a bridge while it is live (it is in the AGI, then
+        # gone), and Asterisk answers a blind transfer of an unbridged channel so.
+        _error(session, aid, "Transfer invalid")
+    return True
+
+
+def _atxfer(server: AmiServer, session: Session, action: Action, aid: str) -> bool:
+    channel = action.get("Channel")
+    if not channel:
+        _error(session, aid, "No channel specified")
+    elif not action.get("Exten"):
+        _error(session, aid, "No extension specified")
+    elif channel not in {c.name for c in server.control.live_channels()}:
+        _error(session, aid, "Channel specified does not exist")
+    else:
+        # Asterisk only queues the atxfer feature code's DTMF on the channel.
+        _ack(session, aid, "Atxfer successfully queued")
     return True
 
 
@@ -305,6 +348,8 @@ _HANDLERS: Mapping[str, _Handler] = MappingProxyType({
     "filter": _filter,
     "coreshowchannels": _core_show_channels,
     "redirect": _redirect,
+    "blindtransfer": _blind_transfer,
+    "atxfer": _atxfer,
     "hangup": _hangup,
     "getvar": _getvar,
     "setvar": _setvar,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
+from collections.abc import Callable
 
 from ivr.simpbx._channel import Channel
 from ivr.simpbx.script import HANGUP, HOLD, WAIT, CallScript
@@ -35,10 +36,12 @@ class CallState:
     __slots__ = (
         "script", "channel", "variables", "commands", "prompts", "dial_attempts", "keys",
         "ended_by", "dial_destination", "redirect_target", "interrupt_pending", "agi_dead",
-        "in_agi", "agi_writer", "_interrupted",
+        "in_agi", "agi_writer", "_interrupted", "holding", "_on_hold",
     )
 
-    def __init__(self, script: CallScript, channel: Channel) -> None:
+    def __init__(
+        self, script: CallScript, channel: Channel, on_hold: Callable[[], None] | None = None
+    ) -> None:
         self.script = script
         self.channel = channel
         self.variables: dict[str, str] = {}
@@ -54,6 +57,8 @@ class CallState:
         self.in_agi = False
         self.agi_writer: asyncio.StreamWriter | None = None  # closed by abandon() to end the AGI
         self._interrupted: asyncio.Future[None] | None = None
+        self.holding = False  # the caller holds in silence, waiting for AMI
+        self._on_hold = on_hold  # told when the caller starts holding
 
     # -- AMI side -------------------------------------------------------------------------
 
@@ -87,9 +92,13 @@ class CallState:
         if self.interrupt_pending:
             return
         self._interrupted = asyncio.get_running_loop().create_future()
+        self.holding = True
+        if self._on_hold is not None:
+            self._on_hold()
         try:
             await self._interrupted
         finally:
+            self.holding = False
             self._interrupted = None
 
     # -- variables ------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from ivr.simpbx import _ami_actions
 from ivr.simpbx._ami_actions import EVENT_CLASSES, parse_event_mask
 from ivr.simpbx._channel import Channel
 
-__all__ = ["EVENT_CLASSES", "AmiServer", "Originated", "PbxControl", "QueueStats", "parse_event_mask"]
+__all__ = ["EVENT_CLASSES", "ActionRecord", "AmiServer", "Originated", "PbxControl", "QueueStats", "parse_event_mask"]
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 BUFFER_LIMIT = 1 << 20  # bytes queued to one client before its events are dropped
@@ -28,6 +28,14 @@ class Originated:
 
     channel: str
     uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRecord:
+    """One action the server received: its lower-case name and headers (lower-case keys)."""
+
+    name: str
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +150,8 @@ class AmiServer:
         self._wanted: frozenset[str] = frozenset()
         self._started = time.monotonic()
         self.dropped_events = 0  # events not sent because a client's buffer was full
+        self._actions: list[ActionRecord] = []
+        self._action_waiters: list[tuple[str, int, asyncio.Future[None]]] = []
 
     @property
     def port(self) -> int:
@@ -229,7 +239,37 @@ class AmiServer:
 
     def _dispatch(self, session: Session, action: Action) -> bool:
         """Answer one action; False closes the connection."""
+        self._record(action)
         return _ami_actions.dispatch(self, session, action)
+
+    # -- what clients asked for (for tests: "was this Redirect sent once?") ---------------
+
+    @property
+    def actions(self) -> tuple[ActionRecord, ...]:
+        """Every action received so far, in order, on every connection."""
+        return tuple(self._actions)
+
+    def action_count(self, name: str) -> int:
+        """How many actions called ``name`` (any case) were received."""
+        return sum(1 for record in self._actions if record.name == name.lower())
+
+    async def wait_for_action(self, name: str, count: int = 1) -> None:
+        """Return once ``count`` actions called ``name`` have been received."""
+        if self.action_count(name) >= count:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._action_waiters.append((name.lower(), count, future))
+        try:
+            await future
+        finally:
+            self._action_waiters = [w for w in self._action_waiters if w[2] is not future]
+
+    def _record(self, action: Action) -> None:
+        name = action.get("Action").lower()
+        self._actions.append(ActionRecord(name, dict(action.headers)))
+        for wanted, count, future in self._action_waiters:
+            if wanted == name and not future.done() and self.action_count(name) >= count:
+                future.set_result(None)
 
     # Used by the actions module.
     @property

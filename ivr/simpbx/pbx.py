@@ -16,13 +16,14 @@ from ivr.simpbx._call import (
 from ivr.simpbx._channel import STATE_UP, Channel
 from ivr.simpbx._events import NORMAL_CLEARING, CallEvents, EventBus, NoBus
 from ivr.simpbx.agi_caller import CONNECT_TIMEOUT, AgiCaller, AgiTarget, run_dial
-from ivr.simpbx.ami_server import BUFFER_LIMIT, AmiServer, Originated, QueueStats
+from ivr.simpbx.ami_server import BUFFER_LIMIT, ActionRecord, AmiServer, Originated, QueueStats
 from ivr.simpbx.errors import PbxNotRunningError
-from ivr.simpbx.script import KNOWN_TECHS, CallScript
+from ivr.simpbx.script import DTMF_DIGITS, KNOWN_TECHS, CallScript
 
 ROUTE_CONTEXT = "hotline-route"
 FALLBACK_CONTEXT = "hotline-fallback"
 INBOUND_CONTEXT = "from-pstn"
+FALLBACK_PROMPT = "hotline/zh/fallback-emergency"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class OriginateRecord:
     caller_id: str
     created: str
     uniqueid: str
+    destination: str = ""  # the Originate's "Application: ..\r\nData: .." or "Context/Exten" lines
 
 
 class SimulatedPbx:
@@ -84,8 +86,14 @@ class SimulatedPbx:
         fallback_queue: str = "hotline-agents",
         agi_connect_timeout: float = CONNECT_TIMEOUT,
         ami_buffer_limit: int = BUFFER_LIMIT,
+        native_emergency: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.agi_host = agi_host
+        # The generated fallback's emergency keys: key sequence -> dial strings in failover
+        # order. Without it the fallback sends everyone to the default queue.
+        self.native_emergency: Mapping[str, tuple[str, ...]] = MappingProxyType(
+            {keys: tuple(targets) for keys, targets in (native_emergency or {}).items()}
+        )
         self.agi_port = agi_port  # settable: point the dialplan at a restarted service
         self.fallback_queue = fallback_queue
         self.agi_connect_timeout = agi_connect_timeout
@@ -103,6 +111,7 @@ class SimulatedPbx:
         self._originated: list[OriginateRecord] = []
         self._calls_processed = 0
         self._running = False
+        self._hold_changed = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -139,6 +148,30 @@ class SimulatedPbx:
         """AMI events not delivered because a client did not read them fast enough."""
         return self._ami.dropped_events
 
+    def holding_channels(self) -> list[str]:
+        """The channels whose caller holds in silence, waiting for an AMI Redirect/Hangup."""
+        return [name for name, call in self._live.items() if call.holding]
+
+    async def wait_holding(self, count: int) -> list[str]:
+        """Return the holding channels once at least ``count`` callers hold."""
+        while len(self.holding_channels()) < count:
+            self._hold_changed.clear()
+            await self._hold_changed.wait()
+        return self.holding_channels()
+
+    @property
+    def ami_actions(self) -> tuple[ActionRecord, ...]:
+        """Every AMI action received so far, on every connection."""
+        return self._ami.actions
+
+    def ami_action_count(self, name: str) -> int:
+        """How many AMI actions called ``name`` were received."""
+        return self._ami.action_count(name)
+
+    async def wait_for_ami_action(self, name: str, count: int = 1) -> None:
+        """Return once ``count`` AMI actions called ``name`` have been received."""
+        await self._ami.wait_for_action(name, count)
+
     @property
     def originated(self) -> tuple[OriginateRecord, ...]:
         """Every call placed through AMI ``Originate`` so far."""
@@ -160,7 +193,7 @@ class SimulatedPbx:
             name=name, uniqueid=uniqueid, linkedid=uniqueid, caller_number=script.caller_number,
             caller_name=script.caller_name, context=INBOUND_CONTEXT, exten=script.dialled,
         )
-        call = CallState(script, channel)
+        call = CallState(script, channel, on_hold=self._hold_changed.set)
         self._live[name] = call
         self._calls_processed += 1
         try:
@@ -244,7 +277,7 @@ class SimulatedPbx:
             f"{int(agi_status != 'SUCCESS')}?{FALLBACK_CONTEXT},s,1",
         )
         if agi_status != "SUCCESS":
-            return self._queue(call, FALLBACK_CONTEXT, "s", self.fallback_queue), True
+            return self._fallback(call), True
         exten = route or "fallback"
         if exten not in ("queue", "department", "hangup", "emergency", "fallback"):
             exten = "i"  # unknown route value: Asterisk's invalid-extension handler
@@ -269,6 +302,29 @@ class SimulatedPbx:
             events.hangup(channel, NORMAL_CLEARING, requested=False)
             return "hangup", False
         return self._queue(call, ROUTE_CONTEXT, exten, self.fallback_queue), exten == "fallback"
+
+    def _fallback(self, call: CallState) -> str:
+        """``[hotline-fallback]``: the service is unreachable. With native emergency paths the
+        caller hears the fallback prompt and may key up to two digits; a known path dials its
+        targets in order, anything else (and every failure) goes to the default queue."""
+        if not self.native_emergency:
+            return self._queue(call, FALLBACK_CONTEXT, "s", self.fallback_queue)
+        self._step(call, FALLBACK_CONTEXT, "s", 1, "Read", f"HOTLINE_KEYS,{FALLBACK_PROMPT},2,,1,5")
+        call.prompts.append(FALLBACK_PROMPT)
+        keys = ""
+        while len(keys) < 2 and call.keys and call.keys[0] in DTMF_DIGITS:
+            digit = call.keys.popleft()
+            self._events.dtmf(call.channel, digit)
+            keys += digit
+        call.set_variable("HOTLINE_KEYS", keys)
+        self._events.var_set(call.channel, "HOTLINE_KEYS", keys)
+        targets = self.native_emergency.get(keys, ())
+        for priority, target in enumerate(targets, start=2):
+            self._step(call, FALLBACK_CONTEXT, "s", priority, "Dial", f"{target},20")
+            if run_dial(call, self._events, self._new_dest, target) == "ANSWER":
+                self._events.hangup(call.channel, NORMAL_CLEARING)
+                return f"dial:{target}"
+        return self._queue(call, FALLBACK_CONTEXT, "s", self.fallback_queue, priority=len(targets) + 2)
 
     def _queue(self, call: CallState, context: str, exten: str, data: str, *, priority: int = 1) -> str:
         """``Queue(data)``: the caller joins, then an agent answers or the caller gives up."""
@@ -321,7 +377,9 @@ class SimulatedPbx:
         number = next(self._channel_numbers)
         suffix = ";1" if tech.upper() == "LOCAL" else ""
         created = Originated(f"{channel}-{number:08x}{suffix}", self._new_uniqueid())
-        self._originated.append(OriginateRecord(channel, caller_id, created.channel, created.uniqueid))
+        self._originated.append(
+            OriginateRecord(channel, caller_id, created.channel, created.uniqueid, destination)
+        )
         return created
 
     def get_variable(self, channel: str, name: str) -> str | None:
