@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -19,20 +20,30 @@ from ivr.agi.router import ScriptRouter
 from ivr.agi.server import FastAgiServer
 from ivr.ami.link import AmiLink
 from ivr.ami.protocol import event_whitelist_filter
-from ivr.ami.tracker import TRACKED_EVENTS, CallTracker
+from ivr.ami.events import SERVICE_EVENTS
+from ivr.ami.tracker import CallTracker
+from ivr.aftercall.callbacks import CallbackScheduler
+from ivr.aftercall.survey import SurveyHandler
 from ivr.callflow import CallHandler
-from ivr.config import ServiceConfig
+from ivr.config import ConfigError, ServiceConfig
 from ivr.dialplan.model import Dialplan
+from ivr.reload import ActiveDialplan
 from ivr.metrics import Metrics
+from ivr.tickets.delivery import DeliveryWorker
+from ivr.tickets.open311 import Open311Receiver
+from ivr.tickets.postgres import PostgresTicketStore
 from ivr.tickets.sqlite import SqliteTicketStore
+from ivr.tickets.store import TicketStore
+from ivr.tickets.webhook import WebhookReceiver
 from call_transfer.live import LiveTransfers
 from ivr.web import admin, transfers
 from ivr.web.http import Readiness, add_routes
 
 CONFIG = web.AppKey("config", ServiceConfig)
 METRICS = web.AppKey("metrics", Metrics)
-DIALPLAN = web.AppKey("dialplan", Dialplan)
-STORE = web.AppKey("store", SqliteTicketStore)
+ACTIVE = web.AppKey("dialplan", ActiveDialplan)
+STORE = web.AppKey("store", TicketStore)
+DELIVERY = web.AppKey("delivery", DeliveryWorker)
 FASTAGI = web.AppKey("fastagi", FastAgiServer)
 LINKS = web.AppKey("links", list)
 TRACKERS = web.AppKey("trackers", dict)
@@ -40,10 +51,6 @@ CLOCK = web.AppKey("clock", Callable)
 
 _log = structlog.get_logger("ivr.app")
 
-# The tracker's events, plus those that answer our own actions or say the PBX is going away.
-_WANTED_EVENTS = TRACKED_EVENTS | {
-    "CoreShowChannel", "CoreShowChannelsComplete", "OriginateResponse", "FullyBooted", "Shutdown",
-}
 
 
 def build_app(
@@ -62,25 +69,34 @@ def build_app(
     app[CONFIG] = config
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
     app[METRICS] = metrics
-    app[DIALPLAN] = dialplan
+    app[ACTIVE] = ActiveDialplan(dialplan, (config.dialplans,), metrics, app[CLOCK])
     app[LINKS] = []
     app[TRACKERS] = {}
-    metrics.dialplan_info.labels(version=dialplan.version).set(1)
     app.cleanup_ctx.append(_ticket_store)
+    app.cleanup_ctx.append(_ticket_delivery)
     app.cleanup_ctx.append(_fastagi_server)
     app.cleanup_ctx.append(_ami_links)
+    app.cleanup_ctx.append(_callbacks)
+    readiness = (
+        Readiness("fastagi", lambda: FASTAGI in app and app[FASTAGI].port > 0),
+        Readiness("ami", lambda: any(link.connected for link in app[LINKS])),
+        Readiness("tickets", lambda: STORE in app and app[STORE].writable),
+    )
+    metrics.watch_readiness((check.name, check.check) for check in readiness)
+    metrics.declare(ticket_backend=config.tickets.backend)
     add_routes(
         app,
         registry=metrics.registry,
-        version=lambda: {"version": app[DIALPLAN].version},
-        readiness=(
-            Readiness("fastagi", lambda: FASTAGI in app and app[FASTAGI].port > 0),
-            Readiness("ami", lambda: any(link.connected for link in app[LINKS])),
-            Readiness("tickets", lambda: STORE in app and app[STORE].writable),
-        ),
+        version=lambda: {
+            "version": app[ACTIVE].current.version,
+            "loaded_at": app[ACTIVE].loaded_at.isoformat(),
+        },
+        readiness=readiness,
     )
     live_calls = admin.AllNodes(lambda: app[TRACKERS].values())
-    admin.add_routes(app, calls=live_calls, store=lambda: app[STORE])
+    admin.add_routes(
+        app, calls=live_calls, store=lambda: app[STORE], reload=lambda: app[ACTIVE].reload()
+    )
     transfers.add_routes(
         app,
         transfers=LiveTransfers(
@@ -96,34 +112,86 @@ def _utc_now() -> datetime:
 
 
 async def _ticket_store(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    config.tickets.path.parent.mkdir(parents=True, exist_ok=True)
-    store = SqliteTicketStore(config.tickets.path)
+    tickets = app[CONFIG].tickets
+    store: TicketStore
+    if tickets.backend == "postgres":
+        store = PostgresTicketStore(tickets.dsn)
+    else:
+        tickets.path.parent.mkdir(parents=True, exist_ok=True)
+        store = SqliteTicketStore(tickets.path)
     await store.start()
     app[STORE] = store
+    app[METRICS].watch_ticket_store(store)
     try:
         yield
     finally:
         await store.close()
 
 
+async def _ticket_delivery(app: web.Application) -> AsyncIterator[None]:
+    """Send committed tickets on to the work-order system, when one is configured."""
+    delivery = app[CONFIG].tickets.delivery
+    if delivery is None:
+        yield
+        return
+    async with aiohttp.ClientSession() as http:
+        receiver: Open311Receiver | WebhookReceiver
+        if delivery.open311 is not None:
+            receiver = Open311Receiver(http, delivery.open311)
+        else:
+            assert delivery.webhook is not None  # the config loader guarantees one of them
+            receiver = WebhookReceiver(http, delivery.webhook)
+        store = app[STORE]
+        worker = DeliveryWorker(
+            store, receiver, max_attempts=delivery.max_attempts, lease_s=delivery.lease_s
+        )
+        store.add_commit_listener(worker.notify)
+        await worker.start()
+        app[DELIVERY] = worker
+        app[METRICS].watch_delivery(worker)
+        try:
+            yield
+        finally:
+            await worker.close()
+
+
+async def _callbacks(app: web.Application) -> AsyncIterator[None]:
+    """Call back missed calls and tickets due a review call, when configured."""
+    config = app[CONFIG].callbacks
+    if config is None or not app[LINKS]:
+        yield
+        return
+    schedule = app[ACTIVE].current.schedules.get(config.schedule)
+    if schedule is None:
+        raise ConfigError(f"callbacks.schedule: no schedule {config.schedule!r} in the dialplan")
+    scheduler = CallbackScheduler(
+        app[STORE], app[LINKS][0], schedule, config.policy, clock=app[CLOCK]
+    )
+    await scheduler.start()
+    try:
+        yield
+    finally:
+        await scheduler.close()
+
+
 async def _fastagi_server(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     handler = CallHandler(
-        dialplan=lambda: app[DIALPLAN],
+        dialplan=lambda: app[ACTIVE].current,
         store=app[STORE],
         metrics=app[METRICS],
         node=config.ami[0].node if config.ami else "pbx1",
         clock=app[CLOCK],
     )
     server = FastAgiServer(
-        ScriptRouter({"ivr": handler}),
+        ScriptRouter({"ivr": handler, "survey": SurveyHandler(app[STORE])}),
         host=config.fastagi.host,
         port=config.fastagi.port,
         allowed_peers=config.fastagi.allowed_peers,
     )
     await server.start()
     app[FASTAGI] = server
+    app[METRICS].watch_fastagi(server)
     _log.info("fastagi.listening", host=config.fastagi.host, port=server.port)
     try:
         yield
@@ -144,8 +212,11 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
             node=node.node,
             ping_interval=node.ping_interval,
             # Asterisk drops everything else before it is written: ~125 events a call would
-            # otherwise be parsed here only to be thrown away.
-            event_filters=(event_whitelist_filter(_WANTED_EVENTS),),
+            # otherwise be parsed here only to be thrown away. The generated manager.conf does
+            # this with eventfilter lines; the Filter action needs the 'system' write class.
+            event_filters=(
+                (event_whitelist_filter(SERVICE_EVENTS),) if node.send_filter else ()
+            ),
             on_connected=_on_connected(metrics, tracker),
             on_disconnected=_on_disconnected(metrics),
             on_retry=_on_retry(metrics),
@@ -158,6 +229,7 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
 
         link.subscribe("*", on_event)
         metrics.ami_connected.labels(node=node.node).set(0)
+        metrics.watch_ami_node(node.node, link, tracker)
         app[LINKS].append(link)
         await link.start()
     try:

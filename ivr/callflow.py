@@ -25,6 +25,7 @@ from ivr.dialplan.model import EMERGENCY_FAILED_PROMPT, Dialplan
 from ivr.engine.lines import LineSources, detect_line
 from ivr.engine.route import Route, RouteKind
 from ivr.engine.walk import Ask, Done, MenuWalk
+from ivr.logs import bind_call
 from ivr.metrics import Metrics
 from ivr.tickets.errors import TicketStoreError
 from ivr.tickets.model import Disposition, Ticket, ticket_id_for
@@ -120,8 +121,8 @@ class CallHandler:
         line = match.line
         state.line = line
         # Bound for the call's task: every line logged while serving it carries these ids.
-        with structlog.contextvars.bound_contextvars(
-            call=state.linkedid, uniqueid=state.uniqueid, line=line.number,
+        with bind_call(
+            linkedid=state.linkedid, uniqueid=state.uniqueid, line=line.number,
             caller=state.caller_number,
         ):
             await self._serve(session, plan, match.source, state)
@@ -140,9 +141,12 @@ class CallHandler:
             log.info("call.hangup", menu=walk.menu)
         except AgiError as exc:
             # Asterisk misbehaved or timed out; the dialplan fallback takes the caller.
+            self._metrics.call_errors.labels(kind="agi").inc()
             state.disposition = Disposition.SERVICE_ERROR
             log.warning("call.agi_error", error=str(exc), kind=type(exc).__name__)
         except Exception:
+            # A bug of ours in one call must not touch the others; the fallback takes the caller.
+            self._metrics.call_errors.labels(kind="internal").inc()
             state.disposition = Disposition.SERVICE_ERROR
             log.exception("call.failed")
         finally:
@@ -211,6 +215,10 @@ class CallHandler:
             session, service.id, service.targets, line=state.line.number, path=walk.path
         )
         state.handoff = result
+        for attempt in result.attempts:
+            self._metrics.emergency_dial_attempts.labels(
+                service=service.id, status=attempt.status
+            ).inc()
         state.disposition = Disposition.EMERGENCY
         if result.answered:
             outcome = "answered" if len(result.attempts) == 1 else "failed_over"

@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             from ivr.demo import run_demo
 
             return asyncio.run(run_demo(args.dialplans, sys.stdout))
-        configure_logging(level=args.log_level or "info")
-        return asyncio.run(_run(args.config))
+        return asyncio.run(_run(args.config, args.log_level or "info"))
     except (ConfigError, DialplanError, ToolError) as exc:
         print(f"hotline-ivr: {exc}", file=sys.stderr)
         return 2
@@ -184,21 +183,37 @@ _TOOLS = {
 }
 
 
-async def _run(config_path: Path) -> int:
-    from ivr.app import build_app, start
+async def _run(config_path: Path, log_level: str) -> int:
+    from ivr.app import ACTIVE, build_app, start
     from ivr.dialplan.loader import load_dialplan
 
+    configure_logging(level=log_level)  # until the config names the secrets to redact
     config = load_config(config_path)
+    secrets = [node.secret for node in config.ami] + [config.http.token, config.tickets.dsn]
+    configure_logging(level=log_level, secrets=[s for s in secrets if s])
     plan = load_dialplan([config.dialplans])
     app = build_app(config, plan)
     runner = await start(app, config.http.host, config.http.port)
     stop = asyncio.Event()
+    reload_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    # SIGHUP (systemctl reload) asks for a dialplan reload; one reloader task owns them all.
+    loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
+
+    async def reloader() -> None:
+        while True:
+            await reload_requested.wait()
+            reload_requested.clear()
+            await app[ACTIVE].reload()
+
+    reloads = asyncio.create_task(reloader(), name="dialplan-reloader")
     try:
         await stop.wait()
     finally:
+        reloads.cancel()
+        await asyncio.gather(reloads, return_exceptions=True)
         await runner.cleanup()
     return 0
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
+from ivr.aftercall.callbacks import CallbackPolicy
 from ivr.errors import HotlineError
+from ivr.tickets.open311 import Open311Config, ServiceCodes
+from ivr.tickets.webhook import WebhookConfig
 
 
 class ConfigError(HotlineError):
@@ -36,6 +41,9 @@ class AmiNodeConfig:
     username: str
     secret: str = field(repr=False)
     ping_interval: float = 10.0
+    # Send an AMI Filter at login. Off by default: it needs the 'system' write class, and the
+    # generated manager.conf filters events with eventfilter lines instead.
+    send_filter: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +56,32 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """Where committed tickets are sent on: an Open311 endpoint or a JSON webhook."""
+
+    receiver: str  # "open311" or "webhook"
+    open311: Open311Config | None = None
+    webhook: WebhookConfig | None = None
+    max_attempts: int = 10
+    lease_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
 class TicketsConfig:
-    """Where tickets are written."""
+    """Where tickets are written, and where they are delivered."""
 
     backend: str = "sqlite"
     path: Path = Path("var/tickets.sqlite3")
+    dsn: str = field(default="", repr=False)  # PostgreSQL connection string (postgres backend)
+    delivery: DeliveryConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbacksConfig:
+    """Calling back missed calls and tickets due a review call (回访)."""
+
+    schedule: str  # a schedule id of the dialplan: callbacks are placed only in its hours
+    policy: CallbackPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +92,12 @@ class ServiceConfig:
     ami: tuple[AmiNodeConfig, ...] = ()
     http: HttpConfig = HttpConfig()
     tickets: TicketsConfig = TicketsConfig()
+    callbacks: CallbacksConfig | None = None
     dialplans: Path = Path("dialplans")
     language: str = "zh"
 
 
-_SECTIONS = {"fastagi", "ami", "http", "tickets", "dialplans", "language"}
+_SECTIONS = {"fastagi", "ami", "http", "tickets", "callbacks", "dialplans", "language"}
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -98,7 +128,8 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Service
             for index, item in enumerate(reader.list_of(("ami",), data.get("ami") or []))
         ),
         http=_http(reader, data.get("http") or {}, env),
-        tickets=_tickets(reader, data.get("tickets") or {}, base),
+        tickets=_tickets(reader, data.get("tickets") or {}, base, env),
+        callbacks=_callbacks(reader, data["callbacks"]) if data.get("callbacks") else None,
         dialplans=base / str(data.get("dialplans", "dialplans")),
         language=str(data.get("language", "zh")),
     )
@@ -150,6 +181,11 @@ class _Reader:
             raise self.error(key_path, f"must be a whole number from {low} to {high}")
         return value
 
+    def boolean(self, key_path: tuple[str | int, ...], value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(key_path, "must be true or false")
+        return value
+
     def secret(
         self, key_path: tuple[str | int, ...], data: Mapping[str, Any], name: str, env: Mapping[str, str]
     ) -> str:
@@ -188,7 +224,8 @@ def _ami_node(reader: _Reader, index: int, value: Any, env: Mapping[str, str]) -
     data = reader.mapping(where, value)
     reader.no_unknown(
         where, data,
-        {"node", "host", "port", "username", "secret", "secret_env", "secret_file", "ping_interval"},
+        {"node", "host", "port", "username", "secret", "secret_env", "secret_file", "ping_interval",
+         "send_filter"},
     )
     for required in ("node", "host", "username"):
         if required not in data:
@@ -200,6 +237,7 @@ def _ami_node(reader: _Reader, index: int, value: Any, env: Mapping[str, str]) -
         username=str(data["username"]),
         secret=reader.secret(where, data, "secret", env),
         ping_interval=float(reader.integer((*where, "ping_interval"), data.get("ping_interval", 10), 1, 3600)),
+        send_filter=reader.boolean((*where, "send_filter"), data.get("send_filter", False)),
     )
 
 
@@ -213,10 +251,93 @@ def _http(reader: _Reader, value: Any, env: Mapping[str, str]) -> HttpConfig:
     )
 
 
-def _tickets(reader: _Reader, value: Any, base: Path) -> TicketsConfig:
-    data = reader.mapping(("tickets",), value)
-    reader.no_unknown(("tickets",), data, {"backend", "path"})
+def _tickets(reader: _Reader, value: Any, base: Path, env: Mapping[str, str]) -> TicketsConfig:
+    where: tuple[str | int, ...] = ("tickets",)
+    data = reader.mapping(where, value)
+    reader.no_unknown(where, data, {"backend", "path", "dsn", "dsn_env", "dsn_file", "delivery"})
     backend = str(data.get("backend", "sqlite"))
-    if backend != "sqlite":
-        raise reader.error(("tickets", "backend"), f"unknown backend {backend!r} (expected 'sqlite')")
-    return TicketsConfig(backend=backend, path=base / str(data.get("path", "var/tickets.sqlite3")))
+    if backend not in ("sqlite", "postgres"):
+        raise reader.error((*where, "backend"), f"unknown backend {backend!r} (sqlite or postgres)")
+    dsn = reader.secret(where, data, "dsn", env)
+    if backend == "postgres" and not dsn:
+        raise reader.error((*where, "backend"), "the postgres backend needs dsn_env or dsn_file")
+    delivery = data.get("delivery")
+    return TicketsConfig(
+        backend=backend,
+        path=base / str(data.get("path", "var/tickets.sqlite3")),
+        dsn=dsn,
+        delivery=_delivery(reader, delivery, env) if delivery else None,
+    )
+
+
+def _delivery(reader: _Reader, value: Any, env: Mapping[str, str]) -> DeliveryConfig:
+    where: tuple[str | int, ...] = ("tickets", "delivery")
+    data = reader.mapping(where, value)
+    reader.no_unknown(where, data, {"receiver", "open311", "webhook", "max_attempts", "lease_s"})
+    receiver = str(data.get("receiver", ""))
+    if receiver not in ("open311", "webhook"):
+        raise reader.error((*where, "receiver"), "must be open311 or webhook")
+    if receiver not in data:
+        raise reader.error(where, f"missing section {receiver!r} for the {receiver} receiver")
+    open311 = webhook = None
+    if receiver == "open311":
+        section = (*where, "open311")
+        o = reader.mapping(section, data["open311"])
+        reader.no_unknown(section, o, {"base_url", "api_key", "api_key_env", "api_key_file",
+                                       "service_codes", "jurisdiction_id", "default_address",
+                                       "timeout_s"})
+        if "base_url" not in o:
+            raise reader.error(section, "missing key 'base_url'")
+        codes = dict(reader.mapping((*section, "service_codes"), o.get("service_codes") or {}))
+        open311 = Open311Config(
+            base_url=str(o["base_url"]),
+            api_key=reader.secret(section, o, "api_key", env),
+            service_codes=ServiceCodes(
+                default=str(codes.pop("default", "12345")),
+                by_key=MappingProxyType({str(k): str(v) for k, v in codes.items()}),
+            ),
+            jurisdiction_id=str(o.get("jurisdiction_id", "")),
+            default_address=str(o.get("default_address", "")),
+            timeout_s=float(reader.integer((*section, "timeout_s"), o.get("timeout_s", 10), 1, 300)),
+        )
+    else:
+        section = (*where, "webhook")
+        w = reader.mapping(section, data["webhook"])
+        reader.no_unknown(section, w, {"url", "token", "token_env", "token_file", "timeout_s"})
+        if "url" not in w:
+            raise reader.error(section, "missing key 'url'")
+        webhook = WebhookConfig(
+            url=str(w["url"]),
+            token=reader.secret(section, w, "token", env),
+            timeout_s=float(reader.integer((*section, "timeout_s"), w.get("timeout_s", 10), 1, 300)),
+        )
+    return DeliveryConfig(
+        receiver=receiver,
+        open311=open311,
+        webhook=webhook,
+        max_attempts=reader.integer((*where, "max_attempts"), data.get("max_attempts", 10), 1, 1000),
+        lease_s=float(reader.integer((*where, "lease_s"), data.get("lease_s", 120), 5, 86400)),
+    )
+
+
+def _callbacks(reader: _Reader, value: Any) -> CallbacksConfig:
+    where: tuple[str | int, ...] = ("callbacks",)
+    data = reader.mapping(where, value)
+    reader.no_unknown(where, data, {"schedule", "channel", "context", "caller_id", "max_attempts",
+                                    "retry_after_minutes", "rate_per_minute"})
+    if "schedule" not in data:
+        raise reader.error(where, "missing key 'schedule' (a schedule id of the dialplan)")
+    defaults = CallbackPolicy()
+    return CallbacksConfig(
+        schedule=str(data["schedule"]),
+        policy=CallbackPolicy(
+            channel=str(data.get("channel", defaults.channel)),
+            context=str(data.get("context", defaults.context)),
+            caller_id=str(data.get("caller_id", defaults.caller_id)),
+            max_attempts=reader.integer((*where, "max_attempts"), data.get("max_attempts", 3), 1, 20),
+            retry_after=timedelta(minutes=reader.integer(
+                (*where, "retry_after_minutes"), data.get("retry_after_minutes", 30), 1, 10080)),
+            rate_per_minute=float(reader.integer(
+                (*where, "rate_per_minute"), data.get("rate_per_minute", 10), 1, 600)),
+        ),
+    )

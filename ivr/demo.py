@@ -74,7 +74,8 @@ async def run_demo(dialplans: Path, out: TextIO, workdir: Path | None = None) ->
             config = ServiceConfig(
                 fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
                 ami=(AmiNodeConfig(node="sim", host="127.0.0.1", port=pbx.ami_port,
-                                   username="hotline", secret=_AMI_SECRET, ping_interval=5),),
+                                   username="hotline", secret=_AMI_SECRET, ping_interval=5,
+                                   send_filter=True),),
                 http=HttpConfig(host="127.0.0.1", port=0),
                 tickets=TicketsConfig(path=tickets_path),
                 dialplans=dialplans,

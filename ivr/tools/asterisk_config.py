@@ -28,7 +28,8 @@ from types import MappingProxyType
 
 from call_transfer import variables
 from ivr.ami.protocol import event_whitelist_filter
-from ivr.ami.tracker import TRACKED_EVENTS
+from call_transfer.variables import HOTLINE_KEY
+from ivr.ami.events import SERVICE_EVENTS
 from ivr.dialplan.model import (
     EMERGENCY_FAILED_PROMPT,
     FALLBACK_EMERGENCY_PROMPT,
@@ -49,9 +50,6 @@ __all__ = [
     "write_config",
 ]
 
-#: The digit a caller pressed in the native fallback (``Read`` stores it here).
-HOTLINE_KEY = "HOTLINE_KEY"
-
 #: What the service's AMI user may read: Newchannel/Newstate/Hangup/Dial* and
 #: OriginateResponse are ``call`` events, VarSet/Newexten ``dialplan``, Queue* ``agent``.
 AMI_READ_CLASSES = ("call", "dialplan", "agent")
@@ -59,9 +57,8 @@ AMI_READ_CLASSES = ("call", "dialplan", "agent")
 #: need ``originate``; CoreShowChannels (the resync after a reconnect) needs ``reporting``.
 #: Not ``system``: it would allow restarting the PBX and loading modules.
 AMI_WRITE_CLASSES = ("call", "originate", "reporting")
-#: The events let through: the call tracker's, plus the answer to an Originate. The
-#: CoreShowChannel listing answers our own action and is never filtered.
-AMI_EVENTS: frozenset[str] = TRACKED_EVENTS | {"OriginateResponse"}
+#: The events let through (see ``ivr.ami.events``).
+AMI_EVENTS: frozenset[str] = SERVICE_EVENTS
 
 # A caller in the native fallback gets this long to press each key.
 _FALLBACK_KEY_TIMEOUT_S = 4

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ivr.ami.tracker import LiveCall
+from ivr.reload import ReloadResult
 from ivr.tickets.model import Ticket
 from ivr.tickets.store import TicketStore
 
@@ -53,8 +54,25 @@ def auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
     return check
 
 
-def add_routes(app: web.Application, *, calls: LiveCalls, store: Callable[[], TicketStore]) -> None:
+def add_routes(
+    app: web.Application,
+    *,
+    calls: LiveCalls,
+    store: Callable[[], TicketStore],
+    reload: Callable[[], Awaitable[ReloadResult]],
+) -> None:
     """Register the admin routes on ``app``."""
+
+    async def reload_dialplan(_: web.Request) -> web.Response:
+        # No path is taken from the request: only the configured dialplan files are read.
+        result = await reload()
+        if not result.ok:
+            return web.json_response(
+                {"error": "the new dialplan was refused; the old one keeps serving",
+                 "version": result.version, "problems": [str(p) for p in result.problems]},
+                status=422,
+            )
+        return web.json_response({"version": result.version})
 
     async def list_calls(_: web.Request) -> web.Response:
         return web.json_response({"calls": [_call_json(call) for call in calls.snapshot()]})
@@ -88,6 +106,7 @@ def add_routes(app: web.Application, *, calls: LiveCalls, store: Callable[[], Ti
             return _error(404, "no such ticket")
         return web.json_response(ticket_json(ticket))
 
+    app.router.add_post("/admin/reload", reload_dialplan)
     app.router.add_get("/calls", list_calls)
     app.router.add_get("/calls/{linkedid}", one_call)
     app.router.add_get("/tickets", list_tickets)

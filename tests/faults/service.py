@@ -91,7 +91,7 @@ async def running_service(
         fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
         ami=tuple(
             AmiNodeConfig(node=node.name, host="127.0.0.1", port=node.port, username="hotline",
-                          secret=SECRET, ping_interval=node.ping_interval)
+                          secret=SECRET, ping_interval=node.ping_interval, send_filter=True)
             for node in nodes
         ),
         http=HttpConfig(host="127.0.0.1", port=0, token=ADMIN_TOKEN),

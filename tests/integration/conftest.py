@@ -47,6 +47,13 @@ class Hotline:
         value = self.registry.get_sample_value(name, labels)
         return 0.0 if value is None else value
 
+    async def http_post(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, str]:
+        """POST (no body) to a path of the service's HTTP listener, with the admin token."""
+        url = f"http://127.0.0.1:{http_port(self.runner)}{path}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession() as session, session.post(url, headers=headers) as response:
+            return response.status, await response.text()
+
     async def http_get(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, str]:
         """GET a path of the service's HTTP listener, with the admin token unless told."""
         url = f"http://127.0.0.1:{http_port(self.runner)}{path}"
@@ -62,20 +69,29 @@ def shipped_dialplan() -> Dialplan:
 
 
 @pytest.fixture
-async def hotline(tmp_path: Path, shipped_dialplan: Dialplan) -> AsyncIterator[Hotline]:
+def dialplans_dir() -> Path:
+    """The dialplan folder the service reads (tests that reload it use a copy)."""
+    return DIALPLANS
+
+
+@pytest.fixture
+async def hotline(
+    tmp_path: Path, shipped_dialplan: Dialplan, dialplans_dir: Path
+) -> AsyncIterator[Hotline]:
     """The service on loopback ports, its AMI link logged in to the simulated PBX."""
     pbx = SimulatedPbx(agi_port=0, ami_secret=SECRET)
     await pbx.start()
     config = ServiceConfig(
         fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
         ami=(AmiNodeConfig(node="sim", host="127.0.0.1", port=pbx.ami_port, username="hotline",
-                           secret=SECRET, ping_interval=5),),
+                           secret=SECRET, ping_interval=5, send_filter=True),),  # the sim allows Filter
         http=HttpConfig(host="127.0.0.1", port=0, token=ADMIN_TOKEN),
         tickets=TicketsConfig(path=tmp_path / "tickets.sqlite3"),
-        dialplans=DIALPLANS,
+        dialplans=dialplans_dir,
     )
     registry = CollectorRegistry()
-    app = build_app(config, shipped_dialplan, registry, clock=lambda: WORKING_HOURS)
+    plan = shipped_dialplan if dialplans_dir == DIALPLANS else load_dialplan([dialplans_dir])
+    app = build_app(config, plan, registry, clock=lambda: WORKING_HOURS)
     runner = await start(app, "127.0.0.1", 0)
     try:
         pbx.agi_port = app[FASTAGI].port

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ivr.simpbx import CallScript
-from tests.integration.conftest import Hotline, hotline
+from tests.integration.conftest import Hotline, dialplans_dir, hotline
 
-__all__ = ["hotline"]  # the fixture, imported for the tests below
+__all__ = ["dialplans_dir", "hotline"]  # fixtures, imported for the tests below
 
 
 async def test_call_from_110_is_recognised_and_ticketed(hotline: Hotline) -> None:

@@ -1,0 +1,136 @@
+"""Logs: JSON lines off a terminal, the call's ids on every line, secrets never written."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from ivr.logs import REDACTED, bind_call, configure_logging
+from ivr.simpbx import CallScript
+from tests.integration.conftest import ADMIN_TOKEN, SECRET
+
+from .conftest import Hotline
+
+AMI_SECRET = "s3cr3t-ami-Zq81"
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """Each test configures logging itself; restore the defaults afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def log_stream() -> io.StringIO:
+    """JSON logs at debug level into a string, the test secrets registered."""
+    stream = io.StringIO()
+    configure_logging(level="debug", stream=stream, secrets=(AMI_SECRET, SECRET, ADMIN_TOKEN))
+    return stream
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line]
+
+
+def test_a_configured_secret_never_appears(log_stream: io.StringIO) -> None:
+    """A secret in a message, a nested action, a repr, a traceback or a stdlib line is masked."""
+    log = structlog.get_logger("ivr.test")
+
+    class Login:
+        def __repr__(self) -> str:
+            return f"Login(secret={AMI_SECRET!r})"
+
+    log.info("ami.login", action={"Action": "Login", "Username": "hotline", "Key": AMI_SECRET},
+             attempt=[f"Secret: {AMI_SECRET}"], what=Login())
+    log.warning(f"login refused for {AMI_SECRET}")
+    try:
+        raise ValueError(f"bad credentials {AMI_SECRET}")
+    except ValueError:
+        log.exception("ami.failed")
+    logging.getLogger("panoramisk.manager").info("Adding action to awaiting list: %s",
+                                                 {"secret": AMI_SECRET})
+    output = log_stream.getvalue()
+    assert AMI_SECRET not in output
+    assert output.count(REDACTED) >= 6
+    assert len(_lines(log_stream)) == 4  # every line, stdlib included, is JSON
+
+
+def test_credential_keys_are_masked_whatever_their_value(log_stream: io.StringIO) -> None:
+    """Keys named like secret, password, token, api_key or Authorization never show their value."""
+    structlog.get_logger("ivr.test").info(
+        "request", secret="x1", password="x2", admin_token="x3", api_key="x4",
+        headers={"Authorization": "Bearer x5"}, ticket="T-1", line="12345",
+    )
+    (line,) = _lines(log_stream)
+    assert [line[key] for key in ("secret", "password", "admin_token", "api_key")] == [REDACTED] * 4
+    assert line["headers"] == {"Authorization": REDACTED}
+    assert (line["ticket"], line["line"]) == ("T-1", "12345")
+
+
+async def test_every_line_of_a_call_carries_its_ids(log_stream: io.StringIO) -> None:
+    """Inside bind_call every line (structlog, stdlib, a task started there) has the call's ids."""
+    log = structlog.get_logger("ivr.test")
+    with bind_call(linkedid="1764000000.17", uniqueid="1764000000.18", line="96119",
+                   caller="13700003333"):
+        log.info("ivr.ask", menu="root")
+        logging.getLogger("ivr.ami.link").warning("AMI Ping unanswered")
+        await asyncio.create_task(_log_in_task())
+    log.info("after.call")
+    *inside, after = [line for line in _lines(log_stream) if line.get("logger") != "asyncio"]
+    assert len(inside) == 3
+    for line in inside:
+        assert (line["linkedid"], line["uniqueid"], line["line"], line["caller"]) == (
+            "1764000000.17", "1764000000.18", "96119", "13700003333"), line
+    assert "linkedid" not in after and after["event"] == "after.call"
+
+
+async def _log_in_task() -> None:
+    structlog.get_logger("ivr.test").info("in.task")
+
+
+def test_json_unless_a_terminal_or_asked() -> None:
+    """A stream that is not a terminal gets JSON; json=False gets readable key=value lines."""
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    structlog.get_logger().info("hello", line="12345")
+    assert json.loads(stream.getvalue())["line"] == "12345"
+    readable = io.StringIO()
+    configure_logging(stream=readable, json=False)
+    structlog.get_logger().info("hello", line="12345")
+    assert "line=12345" in readable.getvalue() and not readable.getvalue().startswith("{")
+
+
+async def test_a_real_call_logs_no_secret(log_stream: io.StringIO, hotline: Hotline) -> None:
+    """A debug-level run (AMI login included) never writes the AMI secret or admin token."""
+    await hotline.call(CallScript(caller_number="13900001111", keys=("1",)))
+    await hotline.http_get("/tickets")
+    output = log_stream.getvalue()
+    assert output  # the run did log
+    assert SECRET not in output and ADMIN_TOKEN not in output
+
+
+async def test_a_real_call_carries_its_linkedid_on_every_line(
+    log_stream: io.StringIO, hotline: Hotline
+) -> None:
+    """Every line the call logs (ivr., call., emergency.) names its Linkedid and line."""
+    record, _ = await hotline.call(CallScript(caller_number="13900001111", keys=("9", "2")))
+    call_lines = [
+        line for line in _lines(log_stream)
+        if line.get("uniqueid") or str(line["event"]).startswith(("call.", "ivr.", "emergency."))
+    ]
+    assert any(line["event"] == "call.summary" for line in call_lines)
+    for line in call_lines:
+        assert (line.get("linkedid"), line.get("line")) == (record.linkedid, "12345"), line
