@@ -31,17 +31,26 @@ class AmiMessage:
     """One AMI message (a response or an event), headers in wire order, duplicates kept."""
 
     headers: tuple[tuple[str, str], ...]
-    _first: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # The case-insensitive index of first values, built on the first lookup that needs it:
+    # most events are only asked their name, which the first header gives without it.
+    _first: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_pairs(cls, pairs: tuple[tuple[str, str], ...]) -> AmiMessage:
-        """Build a message from ``(key, value)`` pairs, indexing the first value of each key."""
-        # Reversed, so that the first occurrence of a repeated key wins.
-        return cls(pairs, {key.lower(): value for key, value in reversed(pairs)})
+        """Build a message from ``(key, value)`` pairs."""
+        return cls(pairs)
+
+    def _index(self) -> Mapping[str, str]:
+        first = self._first
+        if first is None:
+            # Reversed, so that the first occurrence of a repeated key wins.
+            first = {key.lower(): value for key, value in reversed(self.headers)}
+            object.__setattr__(self, "_first", first)  # a cache of a frozen value
+        return first
 
     def get(self, key: str, default: str = "") -> str:
         """Return the first value of ``key`` (case-insensitive), or ``default``."""
-        return self._first.get(key.lower(), default)
+        return self._index().get(key.lower(), default)
 
     def get_all(self, key: str) -> tuple[str, ...]:
         """Return every value of ``key`` (case-insensitive) in wire order."""
@@ -49,27 +58,34 @@ class AmiMessage:
         return tuple(value for name, value in self.headers if name.lower() == wanted)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._first
+        return isinstance(key, str) and key.lower() in self._index()
 
     @property
     def event(self) -> str:
         """The ``Event`` header, empty for a response."""
-        return self._first.get("event", "")
+        headers = self.headers
+        # Asterisk writes the event name first: answer without building the index.
+        if headers and headers[0][0] == "Event":
+            return headers[0][1]
+        return self._index().get("event", "")
 
     @property
     def response(self) -> str:
         """The ``Response`` header (``Success``, ``Error``, ``Follows``, ``Goodbye`` ...)."""
-        return self._first.get("response", "")
+        return self._index().get("response", "")
 
     @property
     def action_id(self) -> str:
         """The ``ActionID`` header, empty when absent."""
-        return self._first.get("actionid", "")
+        return self._index().get("actionid", "")
 
     @property
     def is_event(self) -> bool:
         """True for an event (an ``OriginateResponse`` carries ``Response:`` and is one)."""
-        return "event" in self._first
+        headers = self.headers
+        if headers and headers[0][0] == "Event":
+            return True
+        return "event" in self._index()
 
     @property
     def output(self) -> tuple[str, ...]:
@@ -92,19 +108,20 @@ def _loose_pair(line: str) -> tuple[str, str]:
 
 def parse_message(block: bytes | bytearray) -> AmiMessage | None:
     """Parse one complete message (without its ending blank line); None if it is empty."""
-    text = block.decode("utf-8", errors="replace").replace("\r\n", "\n")
-    # One comprehension, as this runs for every event (tens of thousands a second).
+    return _parse_text(block.decode("utf-8", errors="replace").replace("\r\n", "\n"))
+
+
+def _parse_text(text: str) -> AmiMessage | None:
+    """One message from its text, line ends already ``\n``."""
+    # This runs for every event (tens of thousands a second): a C-level split per line and
+    # one test; the tolerant reading only for the rare line that is not "Key: value".
     pairs = tuple(
         [
-            (key, value) if sep else _loose_pair(line)
-            for line in text.split("\n")
-            if line
-            for key, sep, value in (line.partition(": "),)
+            (key, value) if sep else _loose_pair(key)
+            for key, sep, value in [line.partition(": ") for line in text.split("\n") if line]
         ]
     )
-    if not pairs:
-        return None
-    return AmiMessage.from_pairs(pairs)
+    return AmiMessage(pairs) if pairs else None
 
 
 def parse_legacy_follows(block: bytes | bytearray) -> AmiMessage:
@@ -125,6 +142,13 @@ def parse_legacy_follows(block: bytes | bytearray) -> AmiMessage:
     while pairs and pairs[-1] == ("Output", ""):
         pairs.pop()
     return AmiMessage.from_pairs(tuple(pairs))
+
+
+def _complete_end(buffer: bytearray) -> int:
+    """Where the last separator (``\\r?\\n\\r?\\n``) in ``buffer`` ends; 0 if there is none."""
+    bare = buffer.rfind(b"\n\n")
+    crlf = buffer.rfind(b"\n\r\n")
+    return max(bare + 2 if bare >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
 
 
 class AmiParser:
@@ -154,6 +178,27 @@ class AmiParser:
         if self._expect_banner and not self._take_banner():
             return messages
         buffer = self._buffer
+        if _LEGACY_FOLLOWS not in buffer:
+            end = _complete_end(buffer)
+            # The usual case, all messages complete up to ``end`` and none can be too large:
+            # one decode and one split for the whole read, no scan per message.
+            if end <= self.max_message_size:
+                if end:
+                    text = buffer[:end].decode("utf-8", errors="replace")
+                    del buffer[:end]
+                    for block in text.replace("\r\n", "\n").split("\n\n"):
+                        message = _parse_text(block.lstrip("\r\n"))
+                        if message is not None:
+                            messages.append(message)
+                # Stray line ends after the last message carry nothing, as in the loop below.
+                stray = 0
+                while stray < len(buffer) and buffer[stray] in b"\r\n":
+                    stray += 1
+                if stray:
+                    del buffer[:stray]
+                self._scan_from = max(0, len(buffer) - 3)
+                self._check_size(len(buffer))
+                return messages
         start = 0
         while True:
             # Stray line ends between messages carry nothing; skipping them here keeps

@@ -39,28 +39,58 @@ _FAILED_RESPONSES = frozenset({"error", "failure", "fail"})
 
 
 class ParsedMessage(Message):  # type: ignore[misc]  # panoramisk is untyped
-    """A panoramisk :class:`Message` that keeps the :class:`AmiMessage` it was made from."""
+    """A panoramisk :class:`Message` that keeps the :class:`AmiMessage` it was made from.
+
+    panoramisk's case-insensitive store is built on first use only: the service reads events
+    through ``original``, so most messages never need it.
+    """
 
     def __init__(self, original: AmiMessage) -> None:
-        # Fill panoramisk's case-insensitive store directly: going through its
-        # ``__setitem__`` for every header costs more than parsing the message.
-        store: dict[str, tuple[str, Any]] = {}
-        output: list[str] = []
-        for key, value in original.headers:
-            lowered = key.lower()
-            if lowered == "output":
-                output.append(value)
-            present = store.get(lowered)
-            if present is None:
-                store[lowered] = (key, value)
-            elif isinstance(present[1], list):
-                present[1].append(value)
-            else:
-                store[lowered] = (present[0], [present[1], value])
-        store["content"] = ("content", "\n".join(output))
-        self._store = store
         self.manager = None
         self.original = original
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_store":
+            store = _panoramisk_store(self.original)
+            self._store = store
+            return store
+        return super().__getattr__(name)
+
+    @property
+    def id(self) -> str | None:
+        """panoramisk's key of the action this answers: ``CommandID``, else ``ActionID``."""
+        original = self.original
+        if "commandid" in original:
+            return original.get("commandid")
+        if "actionid" in original:
+            return original.get("actionid")
+        return None
+
+    @property
+    def action_id(self) -> str | None:
+        """The ``ActionID`` header, None when absent (as panoramisk has it)."""
+        original = self.original
+        return original.get("actionid") if "actionid" in original else None
+
+
+def _panoramisk_store(original: AmiMessage) -> dict[str, tuple[str, Any]]:
+    # Filled directly: going through panoramisk's ``__setitem__`` for every header costs
+    # more than parsing the message.
+    store: dict[str, tuple[str, Any]] = {}
+    output: list[str] = []
+    for key, value in original.headers:
+        lowered = key.lower()
+        if lowered == "output":
+            output.append(value)
+        present = store.get(lowered)
+        if present is None:
+            store[lowered] = (key, value)
+        elif isinstance(present[1], list):
+            present[1].append(value)
+        else:
+            store[lowered] = (present[0], [present[1], value])
+    store["content"] = ("content", "\n".join(output))
+    return store
 
 
 def to_panoramisk(message: AmiMessage) -> ParsedMessage:
@@ -212,13 +242,17 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
 
     def handle_message(self, message: ParsedMessage) -> None:
         """Complete the action this message answers, or dispatch it as an event."""
+        if not self.responses:  # nothing awaits an answer: skip the id lookups
+            if message.original.is_event:
+                self.dispatch(message)
+            return
         response = self.responses.get(message.id)
         if response is None and message.action_id:
             response = self.responses.get(message.action_id)
         if response is not None:
             if response.add_message(message):
                 self.forget(response)
-        elif "event" in message:
+        elif message.original.is_event:
             self.dispatch(message)
 
     def dispatch(self, message: ParsedMessage) -> None:
