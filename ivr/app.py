@@ -16,41 +16,42 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from ivr.agi.router import ScriptRouter
-from ivr.agi.server import FastAgiServer
-from ivr.ami.link import AmiLink
-from ivr.ami.protocol import event_whitelist_filter
-from ivr.ami.events import SERVICE_EVENTS
-from ivr.ami.tracker import CallTracker
+from call_transfer.live import LiveTransfers
 from ivr.aftercall.callbacks import CallbackScheduler
 from ivr.aftercall.survey import SurveyHandler
+from ivr.agi.router import ScriptRouter
+from ivr.agi.server import FastAgiServer
+from ivr.ami.events import SERVICE_EVENTS
+from ivr.ami.link import AmiLink
+from ivr.ami.protocol import event_whitelist_filter
+from ivr.ami.tracker import CallTracker
 from ivr.callflow import CallHandler
 from ivr.config import ConfigError, ServiceConfig
 from ivr.dialplan.model import Dialplan
-from ivr.reload import ActiveDialplan
 from ivr.metrics import Metrics
+from ivr.reload import ActiveDialplan
 from ivr.tickets.delivery import DeliveryWorker
 from ivr.tickets.open311 import Open311Receiver
 from ivr.tickets.postgres import PostgresTicketStore
 from ivr.tickets.sqlite import SqliteTicketStore
-from ivr.tickets.store import TicketStore
 from ivr.tickets.webhook import WebhookReceiver
-from call_transfer.live import LiveTransfers
 from ivr.web import admin, transfers
 from ivr.web.http import Readiness, add_routes
+
+#: The ticket stores the service can run on; both are outboxes and after-call stores too.
+Store = SqliteTicketStore | PostgresTicketStore
 
 CONFIG = web.AppKey("config", ServiceConfig)
 METRICS = web.AppKey("metrics", Metrics)
 ACTIVE = web.AppKey("dialplan", ActiveDialplan)
-STORE = web.AppKey("store", TicketStore)
+STORE: web.AppKey[Store] = web.AppKey("store")
 DELIVERY = web.AppKey("delivery", DeliveryWorker)
 FASTAGI = web.AppKey("fastagi", FastAgiServer)
-LINKS = web.AppKey("links", list)
-TRACKERS = web.AppKey("trackers", dict)
-CLOCK = web.AppKey("clock", Callable)
+LINKS: web.AppKey[list[AmiLink]] = web.AppKey("links")
+TRACKERS: web.AppKey[dict[str, CallTracker]] = web.AppKey("trackers")
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 
 _log = structlog.get_logger("ivr.app")
-
 
 
 def build_app(
@@ -113,7 +114,7 @@ def _utc_now() -> datetime:
 
 async def _ticket_store(app: web.Application) -> AsyncIterator[None]:
     tickets = app[CONFIG].tickets
-    store: TicketStore
+    store: Store
     if tickets.backend == "postgres":
         store = PostgresTicketStore(tickets.dsn)
     else:
@@ -235,7 +236,8 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for link in reversed(app[LINKS]):
+        links: list[AmiLink] = app[LINKS]
+        for link in reversed(links):
             await link.close()
 
 
