@@ -7,6 +7,7 @@ HOTLINE_DIALED = "HOTLINE_DIALED"  # set by the dialplan to ${EXTEN} before any 
 HOTLINE_ROUTE = "HOTLINE_ROUTE"  # queue | department | emergency | hangup | message
 HOTLINE_TARGET = "HOTLINE_TARGET"  # Asterisk queue name, dial string or mailbox
 HOTLINE_TICKET = "HOTLINE_TICKET"  # the ticket id of the call
+HOTLINE_CALLBACK_REASON = "HOTLINE_CALLBACK_REASON"  # why a callback was placed (abandoned ...)
 HOTLINE_KEY = "HOTLINE_KEY"  # the key read by the native fallback when the service is down
 DIALSTATUS = "DIALSTATUS"
 HANGUPCAUSE = "HANGUPCAUSE"

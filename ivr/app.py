@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from call_transfer.live import LiveTransfers
 from ivr.aftercall.callbacks import CallbackScheduler
-from ivr.aftercall.survey import SurveyHandler
+from ivr.aftercall.survey import SurveyHandler, SurveyPrompts
 from ivr.agi.router import ScriptRouter
 from ivr.agi.server import FastAgiServer
 from ivr.ami.events import SERVICE_EVENTS
@@ -185,7 +185,10 @@ async def _fastagi_server(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
     )
     server = FastAgiServer(
-        ScriptRouter({"ivr": handler, "survey": SurveyHandler(app[STORE])}),
+        ScriptRouter({
+            "ivr": handler,
+            "survey": SurveyHandler(app[STORE], prompts=_survey_prompts(app[ACTIVE].current)),
+        }),
         host=config.fastagi.host,
         port=config.fastagi.port,
         allowed_peers=config.fastagi.allowed_peers,
@@ -198,6 +201,15 @@ async def _fastagi_server(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await server.close()
+
+
+def _survey_prompts(plan: Dialplan) -> SurveyPrompts:
+    """The survey's sound files, as Asterisk names them (``hotline/zh/survey``)."""
+    defaults = SurveyPrompts()
+    return SurveyPrompts(*(
+        plan.sound(prompt, "zh") if prompt in plan.prompts else prompt
+        for prompt in (defaults.question, defaults.invalid, defaults.thanks)
+    ))
 
 
 async def _ami_links(app: web.Application) -> AsyncIterator[None]:

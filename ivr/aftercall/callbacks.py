@@ -23,6 +23,7 @@ from typing import Protocol
 
 import structlog
 
+from call_transfer.variables import HOTLINE_CALLBACK_REASON, HOTLINE_TICKET
 from ivr.ami.errors import AmiActionError, AmiConnectionLost, AmiNotConnected, AmiTimeout
 from ivr.ami.protocol import AmiResponse
 from ivr.dialplan.model import Schedule
@@ -156,7 +157,7 @@ class CallbackScheduler:
             "Priority": "1",
             "CallerID": policy.caller_id,
             "Timeout": str(round(policy.ring_timeout_s * 1000)),
-            "Variable": f"HOTLINE_TICKET={ticket.ticket_id},HOTLINE_CALLBACK_REASON={item.reason}",
+            "Variable": f"{HOTLINE_TICKET}={ticket.ticket_id},{HOTLINE_CALLBACK_REASON}={item.reason}",
             "Async": "true",
         }
         log = _log.bind(ticket_id=ticket.ticket_id, reason=item.reason)

@@ -24,6 +24,7 @@ from ivr.dialplan._yaml import Mark, YNode, YScalar, parse_yaml
 from ivr.dialplan.errors import DialplanError, Problem
 from ivr.dialplan.model import (
     EMERGENCY_FAILED_PROMPT,
+    AFTERCALL_PROMPTS,
     FALLBACK_EMERGENCY_PROMPT,
     Action,
     ActionKind,
@@ -303,10 +304,11 @@ def _build(reader: Reader, sources: _Sources) -> Dialplan | None:
                      _read_line(reader, usable, sources, number, key, node, path))
     menus = _section(reader, sources, "menus", lambda object_id, _key, node, path:
                      _read_menu(reader, usable, object_id, node, path))
-    if FALLBACK_EMERGENCY_PROMPT in prompts.marks:
-        # Played by the generated Asterisk fallback, not by a menu: in use when defined.
-        reader.refer("prompt", FALLBACK_EMERGENCY_PROMPT, prompts.marks[FALLBACK_EMERGENCY_PROMPT],
-                     join("prompts", FALLBACK_EMERGENCY_PROMPT))
+    for prompt_id in (FALLBACK_EMERGENCY_PROMPT, *AFTERCALL_PROMPTS):
+        # Played by the generated Asterisk fallback or after the call, not by a menu: in use
+        # when defined.
+        if prompt_id in prompts.marks:
+            reader.refer("prompt", prompt_id, prompts.marks[prompt_id], join("prompts", prompt_id))
     if emergency.marks and settings is not None:
         # Spoken by the service when no emergency route answers; it must never be missing.
         reader.refer("prompt", EMERGENCY_FAILED_PROMPT, settings.mark, "settings",

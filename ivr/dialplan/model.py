@@ -29,6 +29,9 @@ EMERGENCY_FAILED_PROMPT = "emergency-failed"
 #: emergency press 9 ..., otherwise hold for an agent". Only the PBX plays it, so the
 #: loader never calls it unused.
 FALLBACK_EMERGENCY_PROMPT = "fallback-emergency"
+#: Prompts played outside the menus, after the call (survey, callback greeting): in use when
+#: defined, whether or not a menu names them.
+AFTERCALL_PROMPTS = ("survey", "survey-invalid", "survey-thanks", "callback-intro")
 
 #: The keys a caller can press.
 DTMF_KEYS = "0123456789*#"

@@ -274,7 +274,11 @@ def _originate(server: AmiServer, session: Session, action: Action, aid: str) ->
     else:
         destination = f"Context: {action.get('Context')}\r\nExten: {action.get('Exten')}\r\n"
     caller_name, caller_number = _split_caller_id(action.get("CallerID"))
-    created = server.control.originate(channel, action.get("CallerID"), destination)
+    created = server.control.originate(
+        channel, action.get("CallerID"), destination,
+        context="" if application else action.get("Context"),
+        variables=originate_variables(action.variables),
+    )
     if action.get("Async").lower() not in ("true", "yes", "1", "on"):
         if created is None:
             _error(session, aid, "Originate failed")
@@ -298,6 +302,18 @@ def _originate(server: AmiServer, session: Session, action: Action, aid: str) ->
             ),
         )
     return True
+
+
+def originate_variables(values: list[str]) -> dict[str, str]:
+    """The ``Variable`` headers of an Originate: each holds ``NAME=value`` pairs split at
+    commas, as Asterisk's manager reads them; a later setting of a name wins."""
+    found: dict[str, str] = {}
+    for value in values:
+        for pair in value.split(","):
+            name, sep, setting = pair.partition("=")
+            if sep and name.strip():
+                found[name.strip()] = setting
+    return found
 
 
 def _split_caller_id(text: str) -> tuple[str, str]:

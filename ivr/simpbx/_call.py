@@ -36,7 +36,8 @@ class CallState:
     __slots__ = (
         "script", "channel", "variables", "commands", "prompts", "dial_attempts", "keys",
         "ended_by", "dial_destination", "redirect_target", "interrupt_pending", "agi_dead",
-        "in_agi", "agi_writer", "_interrupted", "holding", "_on_hold",
+        "in_agi", "agi_writer", "_interrupted", "holding", "_on_hold", "survey_status",
+        "survey_from",
     )
 
     def __init__(
@@ -59,6 +60,9 @@ class CallState:
         self._interrupted: asyncio.Future[None] | None = None
         self.holding = False  # the caller holds in silence, waiting for AMI
         self._on_hold = on_hold  # told when the caller starts holding
+        self.survey_status = ""  # the survey AGI's AGISTATUS; "" when there was no survey
+        # Where the survey's commands and prompts start in ``commands`` / ``prompts``.
+        self.survey_from: tuple[int, int] | None = None
 
     # -- AMI side -------------------------------------------------------------------------
 

@@ -147,6 +147,42 @@ class CallEvents:
                 f"OriginalPosition: {position}\r\nHoldTime: {hold_time}\r\n",
             )
 
+    def agent_called(self, channel: Channel, agent: Channel, queue: str, interface: str,
+                     member: str) -> None:
+        """A queue member's phone rings for the caller (``AgentCalled``)."""
+        if self._bus.wants("agent"):
+            self._emit(
+                "AgentCalled", "agent",
+                f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
+                f"Interface: {interface}\r\nMemberName: {member}\r\n",
+            )
+
+    def agent_connect(self, channel: Channel, agent: Channel, queue: str, interface: str,
+                      member: str, hold_time: int, ring_time: int) -> None:
+        """A queue member answered and is bridged to the caller (``AgentConnect``).
+
+        The caller's headers, the agent's prefixed ``Dest``, then the fields in the order
+        app_queue packs them: Queue, Interface, MemberName, HoldTime, RingTime (seconds).
+        """
+        if self._bus.wants("agent"):
+            self._emit(
+                "AgentConnect", "agent",
+                f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
+                f"Interface: {interface}\r\nMemberName: {member}\r\n"
+                f"HoldTime: {hold_time}\r\nRingTime: {ring_time}\r\n",
+            )
+
+    def agent_complete(self, channel: Channel, agent: Channel, queue: str, interface: str,
+                       member: str, hold_time: int, talk_time: int, reason: str) -> None:
+        """The conversation ended (``AgentComplete``); ``reason`` is caller, agent or transfer."""
+        if self._bus.wants("agent"):
+            self._emit(
+                "AgentComplete", "agent",
+                f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
+                f"Interface: {interface}\r\nMemberName: {member}\r\n"
+                f"HoldTime: {hold_time}\r\nTalkTime: {talk_time}\r\nReason: {reason}\r\n",
+            )
+
     def queue_leave(self, channel: Channel, queue: str, position: int, count: int) -> None:
         """The caller left ``queue`` (to an agent, or gone)."""
         if self._bus.wants("agent"):

@@ -97,6 +97,7 @@ class AgiCaller:
         self._events = events
         self._new_dest = new_dest
         self._command_ids = itertools.count(228853526, 7919)
+        self._reader: asyncio.StreamReader | None = None  # the session's, while it runs
         self._handlers: dict[str, Callable[[AgiCommand], bytes]] = {
             "ANSWER": self._answer,
             "CHANNEL STATUS": self._channel_status,
@@ -128,6 +129,7 @@ class AgiCaller:
             return "FAILURE"
         call.in_agi = True
         call.agi_writer = writer
+        self._reader = reader
         try:
             writer.write(env_block(call, target, args, next(_thread_ids)))
             while True:
@@ -143,6 +145,7 @@ class AgiCaller:
         finally:
             call.in_agi = False
             call.agi_writer = None
+            self._reader = None
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
@@ -164,9 +167,34 @@ class AgiCaller:
                     reply = handler(command)
                     break
                 except _Hold:
-                    await call.wait_interrupt()
+                    if await self._hold():
+                        # The server is gone: the caller's wait runs out as Asterisk's
+                        # would, and the reply goes nowhere.
+                        reply = syntax.result(0)
+                        break
         self._report(command, reply)
         return reply
+
+    async def _hold(self) -> bool:
+        """Wait while the caller holds, until AMI moves or ends the channel; True when the
+        FastAGI server closed the connection meanwhile (killed, or restarted).
+
+        The server owes us nothing while its command runs, so a byte arriving now breaks
+        the protocol as surely as a close does; either ends the wait.
+        """
+        reader = self._reader
+        if reader is None:
+            await self._call.wait_interrupt()
+            return False
+        moved = asyncio.ensure_future(self._call.wait_interrupt())
+        gone = asyncio.ensure_future(reader.read(1))
+        try:
+            done, _ = await asyncio.wait((moved, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (moved, gone):
+                waiter.cancel()
+            await asyncio.gather(moved, gone, return_exceptions=True)
+        return moved not in done
 
     def _report(self, command: AgiCommand, reply: bytes) -> None:
         code = reply[:3].decode()

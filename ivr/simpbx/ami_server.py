@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,8 +63,15 @@ class PbxControl(Protocol):
         """Hang a live channel up; False when there is no such channel."""
         ...
 
-    def originate(self, channel: str, caller_id: str, destination: str) -> Originated | None:
-        """Place an outbound call; None when the channel technology does not exist."""
+    def originate(
+        self, channel: str, caller_id: str, destination: str, *, context: str = "",
+        variables: Mapping[str, str] | None = None,
+    ) -> Originated | None:
+        """Place an outbound call; None when the channel technology does not exist.
+
+        ``destination`` is the Originate's destination header lines, ``context`` its
+        ``Context`` (empty for an application), ``variables`` its ``Variable`` settings.
+        """
         ...
 
     def get_variable(self, channel: str, name: str) -> str | None:

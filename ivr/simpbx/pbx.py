@@ -1,5 +1,6 @@
-"""The simulated Asterisk 22: inbound calls through the shipped ``from-pstn`` dialplan, its
-FastAGI step against the service, the ``hotline-route`` contexts after it, and AMI beside it."""
+"""The simulated Asterisk 22: inbound calls through the generated ``from-pstn`` dialplan, its
+FastAGI step against the service, the ``hotline-route`` contexts after it (agent queues and
+the post-call survey), ``hotline-fallback``, ``hotline-callback``, and AMI beside it."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import asyncio
 import itertools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ivr.simpbx._call import (
-    ENDED_BY_AMI, ENDED_BY_CALLER, ENDED_BY_DIAL, ENDED_BY_SERVICE, CallState,
+    ENDED_BY_AMI, ENDED_BY_CALLER, ENDED_BY_DIAL, ENDED_BY_SERVICE, CallState, expand_keys,
 )
 from ivr.simpbx._channel import STATE_UP, Channel
 from ivr.simpbx._events import NORMAL_CLEARING, CallEvents, EventBus, NoBus
@@ -22,8 +23,21 @@ from ivr.simpbx.script import DTMF_DIGITS, KNOWN_TECHS, CallScript
 
 ROUTE_CONTEXT = "hotline-route"
 FALLBACK_CONTEXT = "hotline-fallback"
+CALLBACK_CONTEXT = "hotline-callback"
 INBOUND_CONTEXT = "from-pstn"
 FALLBACK_PROMPT = "hotline/zh/fallback-emergency"
+CALLBACK_PROMPT = "hotline/zh/callback-intro"
+FALLBACK_KEY_VARIABLE = "HOTLINE_KEY"  # as call_transfer.variables and the generated fallback
+FALLBACK_KEY_TIMEOUT_S = 4
+SURVEY_SCRIPT = "survey"
+# The queue member who answers every simulated queue call, and how long its phone rings.
+AGENT_INTERFACE = "PJSIP/agent-1001"
+AGENT_NAME = "agent-1001"
+AGENT_RING_S = 3
+
+
+def _no_variables() -> Mapping[str, str]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +49,8 @@ class CallRecord:
     ``hangup``, ``redirect:<context>,<exten>,<priority>`` or ``abandoned-in-ivr``.
     ``fallback`` is true when the dialplan's safety net took the caller: AGISTATUS was not
     SUCCESS, or the service set no route (or a queue route without a queue).
+    ``survey_status`` is the AGISTATUS of the post-call survey session ("" when the caller
+    was not sent to one); ``survey_commands`` and ``survey_prompts`` are what it did.
     """
 
     linkedid: str
@@ -47,6 +63,9 @@ class CallRecord:
     dial_attempts: tuple[tuple[str, str], ...]
     destination: str
     fallback: bool
+    survey_status: str = ""
+    survey_commands: tuple[str, ...] = ()
+    survey_prompts: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -58,13 +77,21 @@ class _QueueCounters:
 
 @dataclass(frozen=True, slots=True)
 class OriginateRecord:
-    """An outbound call the service asked for with AMI ``Originate``."""
+    """An outbound call the service asked for with AMI ``Originate``.
+
+    ``variables`` are the Originate's ``Variable`` settings. An answered call into
+    ``hotline-callback`` hears ``prompts`` and waits in ``queue`` for an agent, as the
+    generated ``[hotline-callback]`` does.
+    """
 
     channel: str
     caller_id: str
     created: str
     uniqueid: str
     destination: str = ""  # the Originate's "Application: ..\r\nData: .." or "Context/Exten" lines
+    variables: Mapping[str, str] = field(default_factory=_no_variables)
+    queue: str = ""
+    prompts: tuple[str, ...] = ()
 
 
 class SimulatedPbx:
@@ -87,6 +114,7 @@ class SimulatedPbx:
         agi_connect_timeout: float = CONNECT_TIMEOUT,
         ami_buffer_limit: int = BUFFER_LIMIT,
         native_emergency: Mapping[str, tuple[str, ...]] | None = None,
+        native_prompts: Mapping[str, str] | None = None,
     ) -> None:
         self.agi_host = agi_host
         # The generated fallback's emergency keys: key sequence -> dial strings in failover
@@ -94,6 +122,12 @@ class SimulatedPbx:
         self.native_emergency: Mapping[str, tuple[str, ...]] = MappingProxyType(
             {keys: tuple(targets) for keys, targets in (native_emergency or {}).items()}
         )
+        # The sound each of the fallback's Read steps plays, by the keys pressed before it
+        # ("" is the start); a step not listed plays FALLBACK_PROMPT at the start, else nothing
+        # recorded.
+        self.native_prompts: Mapping[str, str] = MappingProxyType(dict(native_prompts or {}))
+        self.agent_interface = AGENT_INTERFACE
+        self.agent_name = AGENT_NAME
         self.agi_port = agi_port  # settable: point the dialplan at a restarted service
         self.fallback_queue = fallback_queue
         self.agi_connect_timeout = agi_connect_timeout
@@ -198,14 +232,18 @@ class SimulatedPbx:
         self._calls_processed += 1
         try:
             agi_status = await self._run_inbound(call)
-            destination, fallback = self._after_agi(call, agi_status)
+            destination, fallback = await self._after_agi(call, agi_status)
         finally:
             self._live.pop(name, None)
+        commands_end, prompts_end = call.survey_from or (len(call.commands), len(call.prompts))
         return CallRecord(
             linkedid=channel.linkedid, uniqueid=uniqueid, channel=name, agi_status=agi_status,
-            variables=MappingProxyType(dict(call.variables)), commands=tuple(call.commands),
-            prompts=tuple(call.prompts), dial_attempts=tuple(call.dial_attempts),
-            destination=destination, fallback=fallback,
+            variables=MappingProxyType(dict(call.variables)),
+            commands=tuple(call.commands[:commands_end]),
+            prompts=tuple(call.prompts[:prompts_end]), dial_attempts=tuple(call.dial_attempts),
+            destination=destination, fallback=fallback, survey_status=call.survey_status,
+            survey_commands=tuple(call.commands[commands_end:]),
+            survey_prompts=tuple(call.prompts[prompts_end:]),
         )
 
     def _new_uniqueid(self) -> str:
@@ -252,7 +290,7 @@ class SimulatedPbx:
         events.var_set(channel, "AGISTATUS", agi_status)
         return agi_status
 
-    def _after_agi(self, call: CallState, agi_status: str) -> tuple[str, bool]:
+    async def _after_agi(self, call: CallState, agi_status: str) -> tuple[str, bool]:
         """The dialplan after ``AGI()``: returns (destination, fallback)."""
         channel, events = call.channel, self._events
         if call.ended_by:
@@ -277,7 +315,7 @@ class SimulatedPbx:
             f"{int(agi_status != 'SUCCESS')}?{FALLBACK_CONTEXT},s,1",
         )
         if agi_status != "SUCCESS":
-            return self._fallback(call), True
+            return await self._fallback(call), True
         exten = route or "fallback"
         if exten not in ("queue", "department", "hangup", "emergency", "fallback"):
             exten = "i"  # unknown route value: Asterisk's invalid-extension handler
@@ -285,67 +323,134 @@ class SimulatedPbx:
         target = call.variables.get("HOTLINE_TARGET", "")
         if exten == "queue":
             if target.split(",", 1)[0]:
-                return self._queue(call, ROUTE_CONTEXT, "queue", target), False
+                return await self._queue(call, ROUTE_CONTEXT, "queue", f"{target},c"), False
             # Queue() without a queue name returns at once: the caller falls to the safety net.
-            self._step(call, ROUTE_CONTEXT, "queue", 1, "Queue", target)
-            return self._queue(call, ROUTE_CONTEXT, "fallback", self.fallback_queue), True
+            self._step(call, ROUTE_CONTEXT, "queue", 1, "Queue", f"{target},c")
+            return await self._queue(call, ROUTE_CONTEXT, "fallback", self.fallback_queue), True
         if exten == "department":
             self._step(call, ROUTE_CONTEXT, "department", 1, "Dial", f"{target},60")
             status = run_dial(call, events, self._new_dest, target)
             if status == "ANSWER":
                 events.hangup(channel, NORMAL_CLEARING)
                 return f"department:{target.split(',', 1)[0]}", False
-            return self._queue(call, ROUTE_CONTEXT, "department", self.fallback_queue, priority=2), False
+            return await self._queue(call, ROUTE_CONTEXT, "department", self.fallback_queue,
+                                     priority=2), False
         if exten in ("hangup", "emergency"):
             self._step(call, ROUTE_CONTEXT, exten, 1, "Hangup", "")
             events.soft_hangup_request(channel, NORMAL_CLEARING)
             events.hangup(channel, NORMAL_CLEARING, requested=False)
             return "hangup", False
-        return self._queue(call, ROUTE_CONTEXT, exten, self.fallback_queue), exten == "fallback"
+        return await self._queue(call, ROUTE_CONTEXT, exten, self.fallback_queue), exten == "fallback"
 
-    def _fallback(self, call: CallState) -> str:
+    async def _fallback(self, call: CallState) -> str:
         """``[hotline-fallback]``: the service is unreachable. With native emergency paths the
-        caller hears the fallback prompt and may key up to two digits; a known path dials its
-        targets in order, anything else (and every failure) goes to the default queue."""
+        caller hears the fallback prompt and keys one digit per ``Read`` into ``HOTLINE_KEY``
+        while the digits lead along a known path; a complete path dials its targets in order,
+        anything else (and every failure) goes to the default queue."""
         if not self.native_emergency:
-            return self._queue(call, FALLBACK_CONTEXT, "s", self.fallback_queue)
-        self._step(call, FALLBACK_CONTEXT, "s", 1, "Read", f"HOTLINE_KEYS,{FALLBACK_PROMPT},2,,1,5")
-        call.prompts.append(FALLBACK_PROMPT)
-        keys = ""
-        while len(keys) < 2 and call.keys and call.keys[0] in DTMF_DIGITS:
-            digit = call.keys.popleft()
-            self._events.dtmf(call.channel, digit)
-            keys += digit
-        call.set_variable("HOTLINE_KEYS", keys)
-        self._events.var_set(call.channel, "HOTLINE_KEYS", keys)
-        targets = self.native_emergency.get(keys, ())
-        for priority, target in enumerate(targets, start=2):
-            self._step(call, FALLBACK_CONTEXT, "s", priority, "Dial", f"{target},20")
+            return await self._queue(call, FALLBACK_CONTEXT, "s", self.fallback_queue)
+        path = ""
+        while True:
+            exten = "k" + path if path else "s"
+            prompt = self.native_prompts.get(path, "" if path else FALLBACK_PROMPT)
+            self._step(call, FALLBACK_CONTEXT, exten, 1, "Read",
+                       f"{FALLBACK_KEY_VARIABLE},{prompt},1,,1,{FALLBACK_KEY_TIMEOUT_S}")
+            if prompt:
+                call.prompts.append(prompt)
+            key = ""
+            if call.keys and call.keys[0] in DTMF_DIGITS:
+                key = call.keys.popleft()
+                self._events.dtmf(call.channel, key)
+            call.set_variable(FALLBACK_KEY_VARIABLE, key)
+            self._events.var_set(call.channel, FALLBACK_KEY_VARIABLE, key)
+            if not key or not any(keys.startswith(path + key) for keys in self.native_emergency):
+                return await self._queue(call, FALLBACK_CONTEXT, "agent", self.fallback_queue)
+            path += key
+            if path in self.native_emergency:
+                break
+        targets = self.native_emergency[path]
+        for priority, target in enumerate(targets, start=1):
+            self._step(call, FALLBACK_CONTEXT, "k" + path, priority * 2 - 1, "Dial", f"{target},20")
             if run_dial(call, self._events, self._new_dest, target) == "ANSWER":
                 self._events.hangup(call.channel, NORMAL_CLEARING)
                 return f"dial:{target}"
-        return self._queue(call, FALLBACK_CONTEXT, "s", self.fallback_queue, priority=len(targets) + 2)
+        return await self._queue(call, FALLBACK_CONTEXT, "k" + path, self.fallback_queue,
+                                 priority=len(targets) * 2 + 2)
 
-    def _queue(self, call: CallState, context: str, exten: str, data: str, *, priority: int = 1) -> str:
-        """``Queue(data)``: the caller joins, then an agent answers or the caller gives up."""
-        channel, events = call.channel, self._events
+    async def _queue(
+        self, call: CallState, context: str, exten: str, data: str, *, priority: int = 1
+    ) -> str:
+        """``Queue(data)``: the caller joins, then an agent answers or the caller gives up.
+
+        As app_queue does: ``QueueCallerJoin``; for an abandoned caller ``QueueCallerAbandon``
+        and ``QueueCallerLeave``; for an answered one ``AgentCalled``, ``QueueCallerLeave``
+        (the caller leaves the queue the moment a member answers), ``AgentConnect``, and at
+        the end of the conversation ``AgentComplete``. With option ``c`` and an agent who
+        hangs up first, the caller continues to the survey.
+        """
+        channel, events, script = call.channel, self._events, call.script
         self._step(call, context, exten, priority, "Queue", data)
-        name = data.split(",", 1)[0]
+        name, _, options = data.partition(",")
         counters = self._queues.setdefault(name, _QueueCounters())
         counters.waiting += 1
         position = counters.waiting
         events.queue_join(channel, name, position, counters.waiting)
         counters.waiting -= 1
-        if call.script.queue_outcome == "abandoned":
+        hold = script.queue_wait_s
+        if script.queue_outcome == "abandoned":
             counters.abandoned += 1
-            events.queue_abandon(channel, name, position, 0)
+            events.queue_abandon(channel, name, position, hold)
             events.queue_leave(channel, name, position, counters.waiting)
             events.hangup(channel, NORMAL_CLEARING)
             return f"abandoned-in-queue:{name}"
         counters.completed += 1
+        interface, member = self.agent_interface, self.agent_name
+        agent = self._new_dest(call, interface)
+        events.newchannel(agent)
+        events.agent_called(channel, agent, name, interface, member)
+        agent.set_state(STATE_UP)
+        events.newstate(agent)
         events.queue_leave(channel, name, position, counters.waiting)
-        events.hangup(channel, NORMAL_CLEARING)
+        events.agent_connect(channel, agent, name, interface, member, hold,
+                             min(AGENT_RING_S, hold))
+        agent_hangs_up = bool(script.survey_keys)
+        events.agent_complete(channel, agent, name, interface, member, hold, script.talk_s,
+                              "agent" if agent_hangs_up else "caller")
+        if not agent_hangs_up:
+            events.hangup(channel, NORMAL_CLEARING)
+            events.hangup(agent, NORMAL_CLEARING, requested=False)
+            return f"queue:{name}"
+        events.hangup(agent, NORMAL_CLEARING)
+        if "c" in options and context == ROUTE_CONTEXT:
+            await self._survey(call, exten, priority)
+            return f"queue:{name}"
+        # Without option c the caller's channel ends with the agent's.
+        events.hangup(channel, NORMAL_CLEARING, requested=False)
         return f"queue:{name}"
+
+    async def _survey(self, call: CallState, exten: str, priority: int) -> None:
+        """After ``Queue(..,c)`` returned with CONTINUE: the survey AGI, then ``Hangup()``."""
+        channel, events = call.channel, self._events
+        call.set_variable("QUEUESTATUS", "CONTINUE")
+        events.var_set(channel, "QUEUESTATUS", "CONTINUE")
+        self._step(call, ROUTE_CONTEXT, exten, priority + 1, "GotoIf", "1?survey")
+        ticket = call.variables.get("HOTLINE_TICKET", "")
+        target = AgiTarget(self.agi_host, self.agi_port, SURVEY_SCRIPT)
+        self._step(call, ROUTE_CONTEXT, exten, priority + 3, "AGI", f"{target.url},{ticket}")
+        call.keys = expand_keys(call.script.survey_keys)
+        call.survey_from = (len(call.commands), len(call.prompts))
+        caller = AgiCaller(call, events, self._new_dest)
+        status = await caller.run(target, (ticket,), connect_timeout=self.agi_connect_timeout)
+        call.survey_status = status
+        call.set_variable("AGISTATUS", status)
+        events.var_set(channel, "AGISTATUS", status)
+        if call.ended_by:  # the caller hung up, or the service or AMI ended the channel
+            events.hangup(channel, NORMAL_CLEARING,
+                          requested=call.ended_by in (ENDED_BY_CALLER, ENDED_BY_AMI))
+            return
+        self._step(call, ROUTE_CONTEXT, exten, priority + 4, "Hangup", "")
+        events.soft_hangup_request(channel, NORMAL_CLEARING)
+        events.hangup(channel, NORMAL_CLEARING, requested=False)
 
     # -- what AMI actions act on (PbxControl) ---------------------------------------------
 
@@ -369,17 +474,28 @@ class SimulatedPbx:
         call.hang_up_from_ami()
         return True
 
-    def originate(self, channel: str, caller_id: str, destination: str) -> Originated | None:
-        """AMI ``Originate``: the outbound call is answered at once; unknown technologies fail."""
+    def originate(
+        self, channel: str, caller_id: str, destination: str, *, context: str = "",
+        variables: Mapping[str, str] | None = None,
+    ) -> Originated | None:
+        """AMI ``Originate``: the outbound call is answered at once; unknown technologies fail.
+
+        A call into ``hotline-callback`` then runs that context: the greeting, and the
+        default agent queue (recorded on the ``OriginateRecord``).
+        """
         tech = channel.split("/", 1)[0]
         if tech.upper() not in KNOWN_TECHS:
             return None
         number = next(self._channel_numbers)
         suffix = ";1" if tech.upper() == "LOCAL" else ""
         created = Originated(f"{channel}-{number:08x}{suffix}", self._new_uniqueid())
-        self._originated.append(
-            OriginateRecord(channel, caller_id, created.channel, created.uniqueid, destination)
-        )
+        callback = context == CALLBACK_CONTEXT
+        self._originated.append(OriginateRecord(
+            channel, caller_id, created.channel, created.uniqueid, destination,
+            variables=MappingProxyType(dict(variables or {})),
+            queue=self.fallback_queue if callback else "",
+            prompts=(CALLBACK_PROMPT,) if callback else (),
+        ))  # fmt: skip
         return created
 
     def get_variable(self, channel: str, name: str) -> str | None:

@@ -37,6 +37,13 @@ class CallScript:
     ``dial_outcomes`` maps a dial string (before its first comma) to a DIALSTATUS; dial
     strings not listed are answered. ``forwarded_from`` is the number a carrier forwarded
     the call from (``Diversion`` / ``REDIRECTING(from-num)``).
+
+    In an agent queue the caller waits ``queue_wait_s`` (virtual) seconds, then an agent
+    answers (``queue_outcome="answered"``) or the caller gives up (``"abandoned"``). After
+    an answered conversation of ``talk_s`` seconds, ``survey_keys`` decides who hangs up:
+    with keys the agent does, the caller continues to the survey (FastAGI script ``survey``)
+    and those keys answer it, entry by entry as ``keys`` do; without keys the caller hangs
+    up first and there is no survey.
     """
 
     caller_number: str
@@ -47,9 +54,12 @@ class CallScript:
     dial_outcomes: Mapping[str, str] = field(default_factory=_empty_outcomes)
     queue_outcome: str = "answered"
     tech: str = "PJSIP"
+    queue_wait_s: int = 0
+    talk_s: int = 60
+    survey_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for key in self.keys:
+        for key in (*self.keys, *self.survey_keys):
             if key in (WAIT, HANGUP, HOLD):
                 continue
             if not key or not set(key) <= DTMF_DIGITS:
@@ -61,6 +71,8 @@ class CallScript:
             raise ScriptError(f"queue_outcome {self.queue_outcome!r} is not one of {sorted(QUEUE_OUTCOMES)}")
         if not self.dialled:
             raise ScriptError("dialled must not be empty")
+        if self.queue_wait_s < 0 or self.talk_s < 0:
+            raise ScriptError("queue_wait_s and talk_s must not be negative")
         # A frozen script must not change under a running call if the caller's dict does.
         object.__setattr__(self, "dial_outcomes", MappingProxyType(dict(self.dial_outcomes)))
 

@@ -7,10 +7,16 @@
   ``__HOTLINE_DIALED`` before anything else (a later ``Goto`` would lose it), answers,
   and runs the FastAGI service with the number, the Linkedid and ``REDIRECTING(from-num)``;
 - ``[hotline-route]``: carries out the route the service chose (``HOTLINE_ROUTE``,
-  ``HOTLINE_TARGET``); a missing or unknown route still reaches the default queue;
+  ``HOTLINE_TARGET``); a missing or unknown route still reaches the default queue. The
+  ``queue`` route queues with option ``c``: when the agent hangs up first the caller
+  continues (``QUEUESTATUS`` = ``CONTINUE``) to the satisfaction survey, FastAGI script
+  ``survey`` with the ticket id; a caller who hangs up first is simply gone;
 - ``[hotline-fallback]``: when ``AGISTATUS`` is not ``SUCCESS`` (the service is down or
   unreachable), the root menu's emergency keys keep working natively, each service's
   targets dialled in failover order; everyone else waits for an agent;
+- ``[hotline-callback]``: where an answered callback (AMI ``Originate`` from the
+  service's callback scheduler) lands: a short greeting, then the default agent queue,
+  with the ticket id handed on to the agent's channel;
 - ``[hotline-predial]``: a pre-dial handler that labels an outgoing emergency leg with
   ``X-Hotline-Line`` and ``X-Hotline-Path`` SIP headers.
 
@@ -27,9 +33,10 @@ from pathlib import Path
 from types import MappingProxyType
 
 from call_transfer import variables
-from ivr.ami.protocol import event_whitelist_filter
-from call_transfer.variables import HOTLINE_KEY
+from call_transfer.variables import HOTLINE_CALLBACK_REASON, HOTLINE_KEY
+from ivr.aftercall.callbacks import CallbackPolicy
 from ivr.ami.events import SERVICE_EVENTS
+from ivr.ami.protocol import event_whitelist_filter
 from ivr.dialplan.model import (
     EMERGENCY_FAILED_PROMPT,
     FALLBACK_EMERGENCY_PROMPT,
@@ -40,6 +47,9 @@ from ivr.tools.errors import ToolError
 
 __all__ = [
     "AMI_EVENTS",
+    "CALLBACK_INTRO_PROMPT",
+    "CALLBACK_REASON",
+    "SURVEY_SCRIPT",
     "AMI_READ_CLASSES",
     "AMI_WRITE_CLASSES",
     "AsteriskOptions",
@@ -47,6 +57,7 @@ __all__ = [
     "extensions_conf",
     "manager_conf",
     "native_emergency_paths",
+    "native_fallback_prompts",
     "write_config",
 ]
 
@@ -59,6 +70,13 @@ AMI_READ_CLASSES = ("call", "dialplan", "agent")
 AMI_WRITE_CLASSES = ("call", "originate", "reporting")
 #: The events let through (see ``ivr.ami.events``).
 AMI_EVENTS: frozenset[str] = SERVICE_EVENTS
+
+#: The FastAGI script of the post-call survey (the service's ``ScriptRouter`` serves it).
+SURVEY_SCRIPT = "survey"
+#: Played by ``[hotline-callback]`` when the citizen answers a callback (optional prompt).
+CALLBACK_INTRO_PROMPT = "callback-intro"
+#: Set by the callback scheduler's ``Originate`` next to ``HOTLINE_TICKET``.
+CALLBACK_REASON = HOTLINE_CALLBACK_REASON
 
 # A caller in the native fallback gets this long to press each key.
 _FALLBACK_KEY_TIMEOUT_S = 4
@@ -97,6 +115,16 @@ def native_emergency_paths(plan: Dialplan) -> dict[str, tuple[str, ...]]:
     return {
         step.path: tuple(target.dial for target in plan.emergency[step.service].targets)
         for step in _fallback_steps(plan) if step.service
+    }
+
+
+def native_fallback_prompts(plan: Dialplan) -> dict[str, str]:
+    """The sound each ``Read`` of the generated ``[hotline-fallback]`` plays, by the keys
+    pressed before it: ``{"": "hotline/zh/fallback-emergency", "9": "hotline/zh/emergency-menu"}``.
+    """
+    return {
+        step.path: plan.sound(step.prompt if step.path else FALLBACK_EMERGENCY_PROMPT, "zh")
+        for step in _fallback_steps(plan) if not step.service
     }
 
 
@@ -173,11 +201,18 @@ def extensions_conf(plan: Dialplan, options: AsteriskOptions = AsteriskOptions()
                 f"?fallback:${{{variables.HOTLINE_ROUTE}}})}},1)",
             ]
     target = f"${{{variables.HOTLINE_TARGET}}}"
+    survey_url = f"agi://{options.agi_host}:{options.agi_port}/{SURVEY_SCRIPT}"
     out += [
         "",
         "[hotline-route]",
-        f"exten => {variables.ROUTE_QUEUE},1,Queue({target})",
+        "; Option c: when the agent hangs up first, Queue returns with QUEUESTATUS=CONTINUE and",
+        "; the caller is asked to rate the call; a caller who hangs up first is simply gone.",
+        "; Any other QUEUESTATUS (TIMEOUT, JOINEMPTY, LEAVEEMPTY ...) still reaches an agent.",
+        f"exten => {variables.ROUTE_QUEUE},1,Queue({target},c)",
+        ' same => n,GotoIf($["${QUEUESTATUS}" = "CONTINUE"]?survey)',
         " same => n,Goto(fallback,1)",
+        f" same => n(survey),AGI({survey_url},${{{variables.HOTLINE_TICKET}}})",
+        " same => n,Hangup()",
         f"exten => {variables.ROUTE_DEPARTMENT},1,Dial({target},60)",
         " same => n,Goto(fallback,1)",
         f"exten => {variables.ROUTE_MESSAGE},1,VoiceMail({target},s)",
@@ -190,6 +225,8 @@ def extensions_conf(plan: Dialplan, options: AsteriskOptions = AsteriskOptions()
         "exten => i,1,Goto(fallback,1)",
         "",
         *_fallback_context(plan, default_queue),
+        "",
+        *_callback_context(plan, default_queue),
         "",
         "[hotline-predial]",
         "; A pre-dial handler for the emergency leg: Dial(...,b(hotline-predial^s^1(LINE,PATH)))",
@@ -238,6 +275,23 @@ def _fallback_context(plan: Dialplan, default_queue: str) -> list[str]:
         out.append(" same => n,Goto(agent,1)")
     out += [f"exten => agent,1,Queue({default_queue})", " same => n,Hangup()"]
     return out
+
+
+def _callback_context(plan: Dialplan, default_queue: str) -> list[str]:
+    """``[hotline-callback]``: the answered callback greets the citizen and waits for an agent."""
+    policy = CallbackPolicy()
+    ticket = variables.HOTLINE_TICKET
+    out = [
+        f"[{policy.context}]",
+        "; A callback the service placed (AMI Originate with HOTLINE_TICKET and",
+        f"; {CALLBACK_REASON} set) was answered. The double underscore hands both on to",
+        "; the agent's channel, so the agent's screen can open the ticket.",
+        f"exten => {policy.exten},1,Set(__{ticket}=${{{ticket}}})",
+        f" same => n,Set(__{CALLBACK_REASON}=${{{CALLBACK_REASON}}})",
+    ]
+    if CALLBACK_INTRO_PROMPT in plan.prompts:
+        out.append(f" same => n,Playback({plan.sound(CALLBACK_INTRO_PROMPT, 'zh')})")
+    return [*out, f" same => n,Queue({default_queue})", " same => n,Hangup()"]
 
 
 def manager_conf(options: AsteriskOptions = AsteriskOptions()) -> str:

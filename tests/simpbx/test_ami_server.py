@@ -101,7 +101,8 @@ async def test_filter_and_event_mask(responder_factory, pbx_for) -> None:
     assert seen[only_new] == {"Newchannel"}
     assert "Newexten" not in seen[no_exten] and {"Newchannel", "VarSet", "Hangup"} <= seen[no_exten]
     assert seen[silent] == set()
-    assert seen[agent_only] == {"QueueCallerJoin", "QueueCallerLeave"}
+    assert seen[agent_only] == {"QueueCallerJoin", "AgentCalled", "QueueCallerLeave", "AgentConnect",
+                                "AgentComplete"}
 
 
 async def test_redirect_during_wait_for_digit(responder_factory, pbx_for) -> None:

@@ -17,6 +17,7 @@ from ivr.tools.asterisk_config import (
     extensions_conf,
     manager_conf,
     native_emergency_paths,
+    native_fallback_prompts,
 )
 from ivr.tools.errors import ToolError
 
@@ -143,7 +144,48 @@ def test_route_context_has_every_route_value(conf: Conf) -> None:
                 variables.ROUTE_HANGUP, variables.ROUTE_EMERGENCY, "fallback", "i"}
     assert set(route) == expected
     assert route["fallback"][0] == Step("Queue", "hotline-agents")
-    assert route["queue"] == [Step("Queue", "${HOTLINE_TARGET}"), Step("Goto", "fallback,1")]
+
+
+def test_queue_route_continues_to_the_survey(shipped: Dialplan) -> None:
+    """Queue option c; only QUEUESTATUS=CONTINUE (the agent hung up first) reaches the survey."""
+    options = AsteriskOptions(agi_host="10.1.2.3", agi_port=4600)
+    steps = parse_conf(extensions_conf(shipped, options)).contexts["hotline-route"]["queue"]
+    assert steps == [
+        Step("Queue", "${HOTLINE_TARGET},c"),
+        Step("GotoIf", '$["${QUEUESTATUS}" = "CONTINUE"]?survey'),
+        Step("Goto", "fallback,1"),  # TIMEOUT, JOINEMPTY, LEAVEEMPTY ...: still an agent
+        Step("AGI", "agi://10.1.2.3:4600/survey,${HOTLINE_TICKET}", "survey"),
+        Step("Hangup", ""),
+    ]
+
+
+def test_callback_context_greets_then_queues(shipped: Dialplan, conf: Conf) -> None:
+    """[hotline-callback] s: the ticket id inherited by the agent leg, the greeting, the queue."""
+    assert list(conf.contexts["hotline-callback"]) == ["s"]
+    assert conf.contexts["hotline-callback"]["s"] == [
+        Step("Set", "__HOTLINE_TICKET=${HOTLINE_TICKET}"),
+        Step("Set", "__HOTLINE_CALLBACK_REASON=${HOTLINE_CALLBACK_REASON}"),
+        Step("Playback", "hotline/zh/callback-intro"),
+        Step("Queue", "hotline-agents"),
+        Step("Hangup", ""),
+    ]
+    assert {"survey", "survey-invalid", "survey-thanks", "callback-intro"} <= set(shipped.prompts)
+
+
+def test_callback_context_without_its_prompt(write_yaml: WriteYaml) -> None:
+    """A plan without callback-intro still gets the context: straight to the default queue."""
+    steps = parse_conf(extensions_conf(load_dialplan([write_yaml(SMALL)]))).contexts[
+        "hotline-callback"]["s"]
+    assert [step.app for step in steps] == ["Set", "Set", "Queue", "Hangup"]
+
+
+def test_native_fallback_prompts_follow_the_reads(shipped: Dialplan, conf: Conf) -> None:
+    """The prompt of each fallback Read, by the keys pressed before it, as generated."""
+    prompts = native_fallback_prompts(shipped)
+    assert prompts == {"": "hotline/zh/fallback-emergency", "9": "hotline/zh/emergency-menu"}
+    for path, sound in prompts.items():
+        read = conf.contexts["hotline-fallback"]["k" + path if path else "s"][0]
+        assert read.app == "Read" and read.data.split(",")[:2] == ["HOTLINE_KEY", sound]
 
 
 def test_native_emergency_paths_of_the_shipped_plan(shipped: Dialplan) -> None:

@@ -1,0 +1,122 @@
+"""After-call work end to end: the survey after an agent hangs up, and callbacks into
+``hotline-callback``, through the real service and the simulated PBX over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ivr.aftercall.callbacks import CallbackPolicy
+from ivr.app import FASTAGI, LINKS, STORE, build_app, start
+from ivr.config import (
+    AmiNodeConfig,
+    CallbacksConfig,
+    FastAgiConfig,
+    HttpConfig,
+    ServiceConfig,
+    TicketsConfig,
+)
+from ivr.dialplan import Dialplan
+from ivr.simpbx import CallScript, SimulatedPbx
+from ivr.tickets.model import Disposition, Satisfaction, ticket_id_for
+from ivr.tickets.store import CallbackResult
+
+from .conftest import ADMIN_TOKEN, DIALPLANS, SECRET, WORKING_HOURS, Hotline
+
+AGENT = ("0",)  # 12345's root menu: 0 is an agent (queue general = hotline-agents)
+
+
+def agent_call(*survey_keys: str) -> CallScript:
+    """A 12345 call put through to an agent; ``survey_keys`` answer the survey."""
+    return CallScript("13800138000", keys=AGENT, survey_keys=survey_keys)
+
+
+@pytest.mark.parametrize(("survey_keys", "rating"), [
+    (("1",), Satisfaction.SATISFIED),
+    (("9", "2"), Satisfaction.BASICALLY_SATISFIED),  # a wrong key, then the second try
+    (("-", "3"), Satisfaction.DISSATISFIED),  # silence, then the second try
+])  # fmt: skip
+async def test_survey_answer_is_written_to_the_ticket(
+    hotline: Hotline, survey_keys: tuple[str, ...], rating: Satisfaction
+) -> None:
+    """The agent hangs up, the caller rates, the rating lands on the call's ticket."""
+    record, ticket = await hotline.call(agent_call(*survey_keys))
+    assert ticket is not None and ticket.disposition == Disposition.AGENT
+    assert ticket.satisfaction == rating
+    assert record.survey_status == "SUCCESS"
+    assert record.survey_prompts[-1] == "hotline/zh/survey-thanks"
+
+
+async def test_no_key_twice_leaves_the_ticket_unrated(hotline: Hotline) -> None:
+    """Silence at both tries ends the survey normally, with no rating and no thanks."""
+    record, ticket = await hotline.call(agent_call("-", "-"))
+    assert ticket is not None and ticket.satisfaction == ""
+    assert record.survey_status == "SUCCESS"
+    assert record.survey_prompts == ("hotline/zh/survey", "hotline/zh/survey-invalid", "hotline/zh/survey")
+
+
+async def test_caller_who_hangs_up_after_the_agent_gets_no_survey(hotline: Hotline) -> None:
+    """The caller ends the conversation: no survey session, the ticket stays unrated."""
+    record, ticket = await hotline.call(agent_call())
+    assert (record.destination, record.survey_status, record.survey_commands) == (
+        "queue:hotline-agents", "", ())
+    assert ticket is not None and ticket.satisfaction == ""
+    assert all(not command.startswith("STREAM FILE survey") for command in record.commands)
+
+
+@pytest.fixture
+async def with_callbacks(tmp_path: Path, shipped_dialplan: Dialplan) -> AsyncIterator[Hotline]:
+    """The service with a callback scheduler in office hours, beside the simulated PBX."""
+    pbx = SimulatedPbx(agi_port=0, ami_secret=SECRET)
+    await pbx.start()
+    config = ServiceConfig(
+        fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
+        ami=(AmiNodeConfig(node="sim", host="127.0.0.1", port=pbx.ami_port, username="hotline",
+                           secret=SECRET, ping_interval=5, send_filter=True),),
+        http=HttpConfig(host="127.0.0.1", port=0, token=ADMIN_TOKEN),
+        tickets=TicketsConfig(path=tmp_path / "tickets.sqlite3"),
+        dialplans=DIALPLANS,
+        # A short pass interval: the test waits for the Originate, not for the clock.
+        callbacks=CallbacksConfig(schedule="office-hours",
+                                  policy=replace(CallbackPolicy(), poll_s=0.02)),
+    )
+    registry = CollectorRegistry()
+    app = build_app(config, shipped_dialplan, registry, clock=lambda: WORKING_HOURS)
+    runner = await start(app, "127.0.0.1", 0)
+    try:
+        pbx.agi_port = app[FASTAGI].port
+        for link in app[LINKS]:
+            await link.wait_connected(5.0)
+        yield Hotline(pbx, app, runner, registry)
+    finally:
+        await runner.cleanup()
+        await pbx.close()
+
+
+async def test_abandoned_call_is_called_back_into_hotline_callback(with_callbacks: Hotline) -> None:
+    """An IVR hang-up is called back once, in hours, into hotline-callback and the agent queue."""
+    hotline, pbx = with_callbacks, with_callbacks.pbx
+    first, ticket = await hotline.call(CallScript("13800138001", keys=("hangup",)))
+    assert ticket is not None and ticket.disposition == Disposition.ABANDONED
+    await asyncio.wait_for(pbx.wait_for_ami_action("Originate", 1), 5)
+    # A second abandoned call: its Originate comes from a later pass of the scheduler, so the
+    # first attempt's result is on record once it arrives.
+    second, _ = await hotline.call(CallScript("13800138002", keys=("hangup",)))
+    await asyncio.wait_for(pbx.wait_for_ami_action("Originate", 2), 5)
+    originates = [a.headers for a in pbx.ami_actions if a.name == "originate"]
+    assert [(o["channel"], o["context"], o["exten"]) for o in originates] == [
+        ("PJSIP/13800138001@trunk", "hotline-callback", "s"),
+        ("PJSIP/13800138002@trunk", "hotline-callback", "s")]
+    callback = pbx.originated[0]
+    assert (callback.queue, callback.prompts) == ("hotline-agents", ("hotline/zh/callback-intro",))
+    assert callback.variables == {"HOTLINE_TICKET": ticket_id_for(first.linkedid),
+                                  "HOTLINE_CALLBACK_REASON": "abandoned"}
+    log = await hotline.app[STORE].callback_log(ticket_id_for(first.linkedid))
+    assert [(entry.attempt, entry.result) for entry in log] == [(1, CallbackResult.ANSWERED)]
+    assert pbx.ami_action_count("Originate") == 2  # the answered callback is not placed again
+    assert second.linkedid != first.linkedid
