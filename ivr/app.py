@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from call_transfer.live import LiveTransfers
+from ivr.aftercall.abandoned import QueueAbandons
 from ivr.aftercall.callbacks import CallbackScheduler
 from ivr.aftercall.survey import SurveyHandler, SurveyPrompts
 from ivr.agi.router import ScriptRouter
@@ -50,6 +51,7 @@ FASTAGI = web.AppKey("fastagi", FastAgiServer)
 LINKS: web.AppKey[list[AmiLink]] = web.AppKey("links")
 TRACKERS: web.AppKey[dict[str, CallTracker]] = web.AppKey("trackers")
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+ABANDONS = web.AppKey("abandons", QueueAbandons)
 
 _log = structlog.get_logger("ivr.app")
 
@@ -214,6 +216,8 @@ def _survey_prompts(plan: Dialplan) -> SurveyPrompts:
 
 async def _ami_links(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
+    abandons = QueueAbandons(app[STORE])
+    app[ABANDONS] = abandons
     for node in app[CONFIG].ami:
         tracker = CallTracker(node.node)
         app[TRACKERS][node.node] = tracker
@@ -238,7 +242,9 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
 
         def on_event(event: Any, tracker: CallTracker = tracker, events: Any = events) -> None:
             events.inc()
-            tracker.apply(event)
+            ended = tracker.apply(event)
+            if ended is not None:
+                abandons.on_call_end(ended)
 
         link.subscribe("*", on_event)
         metrics.ami_connected.labels(node=node.node).set(0)
@@ -251,6 +257,7 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
         links: list[AmiLink] = app[LINKS]
         for link in reversed(links):
             await link.close()
+        await abandons.drain()
 
 
 def _on_connected(metrics: Metrics, tracker: CallTracker) -> Any:

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from ivr.aftercall.callbacks import CallbackPolicy
-from ivr.app import FASTAGI, LINKS, STORE, build_app, start
+from ivr.app import ABANDONS, FASTAGI, LINKS, STORE, build_app, start
 from ivr.config import (
     AmiNodeConfig,
     CallbacksConfig,
@@ -120,3 +120,23 @@ async def test_abandoned_call_is_called_back_into_hotline_callback(with_callback
     assert [(entry.attempt, entry.result) for entry in log] == [(1, CallbackResult.ANSWERED)]
     assert pbx.ami_action_count("Originate") == 2  # the answered callback is not placed again
     assert second.linkedid != first.linkedid
+
+
+async def test_a_caller_abandoning_the_queue_is_owed_a_callback(hotline: Hotline) -> None:
+    """A caller who hangs up waiting for an agent gets their ticket marked for a call back."""
+    link = hotline.app[LINKS][0]
+    hung_up = asyncio.Event()
+    link.subscribe("QueueCallerAbandon", lambda event: hung_up.set())
+    ended = asyncio.Event()
+    link.subscribe("Hangup", lambda event: ended.set())
+    record, ticket = await hotline.call(
+        CallScript(caller_number="13900001111", keys=("1",), queue_outcome="abandoned")
+    )
+    assert record.destination.startswith("abandoned-in-queue")
+    await asyncio.wait_for(hung_up.wait(), 5)
+    await asyncio.wait_for(ended.wait(), 5)
+    await hotline.app[ABANDONS].drain()
+    due = await hotline.app[STORE].callbacks_due(10)
+    assert [(item.ticket.ticket_id, str(item.reason)) for item in due] == [
+        (f"T-{record.linkedid}", "abandoned")
+    ]
