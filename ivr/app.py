@@ -118,10 +118,16 @@ async def _ticket_store(app: web.Application) -> AsyncIterator[None]:
     tickets = app[CONFIG].tickets
     store: Store
     if tickets.backend == "postgres":
-        store = PostgresTicketStore(tickets.dsn)
+        store = PostgresTicketStore(tickets.dsn, instance=tickets.instance)
     else:
-        tickets.path.parent.mkdir(parents=True, exist_ok=True)
-        store = SqliteTicketStore(tickets.path)
+        try:
+            tickets.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            # The store starts anyway and reports itself not writable (readiness, metric, log):
+            # calls must keep routing.
+            _log.error("ticket_store.folder_unusable", path=str(tickets.path.parent),
+                       error=str(exc))
+        store = SqliteTicketStore(tickets.path, instance=tickets.instance)
     await store.start()
     app[STORE] = store
     app[METRICS].watch_ticket_store(store)

@@ -8,18 +8,18 @@ dialplan's fallback (no HOTLINE_ROUTE means the default queue) and still makes a
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
-import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import structlog
 
 from call_transfer import department, emergency, variables
-from ivr.agi.errors import AgiError, AgiHangup
 from ivr import sanitize
+from ivr.agi.errors import AgiError, AgiHangup
 from ivr.agi.session import AgiSession
 from ivr.dialplan.model import EMERGENCY_FAILED_PROMPT, Dialplan
 from ivr.engine.lines import LineSources, detect_line
@@ -68,6 +68,7 @@ class _CallState:
     handoff: emergency.HandoffResult | None = None
     transfer: department.TransferResult | None = None
     ticket_submitted: bool = False
+    provisional: asyncio.Future[bool] | None = None
 
 
 def _local_id() -> str:
@@ -171,6 +172,11 @@ class CallHandler:
     ) -> None:
         language = "zh"
         step = walk.start()
+        if not (isinstance(step, Done) and step.route.kind is RouteKind.EMERGENCY):
+            # The provisional ticket: if this process dies mid-call, a restart finds it and
+            # the call still has its one ticket. Not awaited, and never ahead of a line that
+            # hands off to 110/119/120/122 at once (its ticket is written after the Dial).
+            self._submit_provisional(plan, walk, state)
         while isinstance(step, Ask):
             log.debug("ivr.ask", menu=step.menu, prompts=list(step.prompts))
             digit: str | None = None
@@ -285,7 +291,7 @@ class CallHandler:
         committed = self._submit_ticket(plan, walk, state)
         try:
             await asyncio.wait_for(asyncio.shield(committed), _TICKET_COMMIT_WAIT_S)
-        except (asyncio.TimeoutError, TicketStoreError):
+        except (TimeoutError, TicketStoreError):
             pass  # counted by _count_ticket; the outcome does not change the caller's route
         await self._set_route(session, route_value, target, state)
 
@@ -304,6 +310,16 @@ class CallHandler:
         future = self._store.submit(self._ticket(plan, walk, state))
         future.add_done_callback(self._count_ticket)
         return future
+
+    def _submit_provisional(self, plan: Dialplan, walk: MenuWalk, state: _CallState) -> None:
+        ticket = replace(
+            self._ticket(plan, walk, state),
+            disposition=Disposition.IN_PROGRESS, ended_at=state.started_at,
+        )
+        # Its outcome is the final ticket's concern (a failure shows in writable and the log);
+        # the future is held so the loop never warns of an exception nobody retrieved.
+        state.provisional = self._store.submit(ticket)
+        state.provisional.add_done_callback(_consume)
 
     def _ticket(self, plan: Dialplan, walk: MenuWalk, state: _CallState) -> Ticket:
         line = state.line
@@ -346,3 +362,9 @@ class CallHandler:
         else:
             result = "created" if future.result() else "duplicate"
         self._metrics.tickets.labels(backend=self._backend, result=result).inc()
+
+
+def _consume(future: asyncio.Future[bool]) -> None:
+    """Retrieve a provisional write's outcome, so a failure is not reported as unhandled."""
+    if not future.cancelled():
+        future.exception()

@@ -74,6 +74,9 @@ class TicketsConfig:
     path: Path = Path("var/tickets.sqlite3")
     dsn: str = field(default="", repr=False)  # PostgreSQL connection string (postgres backend)
     delivery: DeliveryConfig | None = None
+    # This service instance's name in the store (default: the host name); instances sharing a
+    # PostgreSQL store on one host need distinct names, so one never recovers another's calls.
+    instance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +257,9 @@ def _http(reader: _Reader, value: Any, env: Mapping[str, str]) -> HttpConfig:
 def _tickets(reader: _Reader, value: Any, base: Path, env: Mapping[str, str]) -> TicketsConfig:
     where: tuple[str | int, ...] = ("tickets",)
     data = reader.mapping(where, value)
-    reader.no_unknown(where, data, {"backend", "path", "dsn", "dsn_env", "dsn_file", "delivery"})
+    reader.no_unknown(
+        where, data, {"backend", "path", "dsn", "dsn_env", "dsn_file", "delivery", "instance"}
+    )
     backend = str(data.get("backend", "sqlite"))
     if backend not in ("sqlite", "postgres"):
         raise reader.error((*where, "backend"), f"unknown backend {backend!r} (sqlite or postgres)")
@@ -267,6 +272,7 @@ def _tickets(reader: _Reader, value: Any, base: Path, env: Mapping[str, str]) ->
         path=base / str(data.get("path", "var/tickets.sqlite3")),
         dsn=dsn,
         delivery=_delivery(reader, delivery, env) if delivery else None,
+        instance=str(data["instance"]) if data.get("instance") else None,
     )
 
 

@@ -6,9 +6,15 @@ that keeps each time's offset, plus UTC microseconds to sort and filter by insta
 
 from __future__ import annotations
 
-from ivr.tickets._sqlite_schema import INSERT_COLUMNS, TICKET_COLUMNS
+from ivr.tickets._sqlite_schema import (
+    IN_PROGRESS,
+    INSERT_COLUMNS,
+    TICKET_COLUMNS,
+    UPSERT_GUARD,
+    UPSERT_SET,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Several service instances may start at once: migrations run under this advisory lock.
 MIGRATION_LOCK = 0x12345_0006
@@ -70,12 +76,24 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (ticket_id, attempt)
     );
     """,
+    # 2: provisional tickets (see the SQLite schema's version 3).
+    f"""
+    ALTER TABLE tickets ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    CREATE INDEX tickets_in_progress ON tickets (instance) WHERE disposition = '{IN_PROGRESS}';
+    """,
 )
 
 COLUMNS = ", ".join(TICKET_COLUMNS)
 INSERT = (
     f"INSERT INTO tickets ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join(f'%({name})s' for name in INSERT_COLUMNS)}) "
-    "ON CONFLICT (linkedid) DO NOTHING RETURNING linkedid"
+    f"ON CONFLICT (linkedid) DO UPDATE SET {UPSERT_SET} {UPSERT_GUARD} RETURNING linkedid"
+)
+RECOVER = (
+    "UPDATE tickets SET disposition = %(disposition)s, ended_at = %(ended_at)s, "
+    "next_attempt_us = %(now_us)s, extra = (extra::jsonb || "
+    "jsonb_build_object('recovered_after', %(note)s::text))::text "
+    f"WHERE disposition = '{IN_PROGRESS}' "
+    "AND (instance = %(instance)s OR started_us < %(stale_us)s)"
 )
 SELECT = f"SELECT {COLUMNS} FROM tickets"

@@ -15,7 +15,7 @@ from ivr.tickets.errors import TicketStoreError
 from ivr.tickets.model import Disposition, Ticket, ticket_id_for
 from ivr.tickets.store import callback_reason_for
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # One script per schema version; version N is reached by running scripts[N - 1].
 MIGRATIONS: tuple[str, ...] = (
@@ -81,6 +81,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (ticket_id, attempt)
     ) STRICT;
     """,
+    # 3: provisional tickets. A call's ticket is first written as ``in_progress`` when the call
+    # starts, by one service instance; if that instance dies, it (or, once the row is stale,
+    # any instance) finalises the row when its store starts again.
+    """
+    ALTER TABLE tickets ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    CREATE INDEX tickets_in_progress ON tickets (instance) WHERE disposition = 'in_progress';
+    """,
 )
 
 TICKET_COLUMNS = (
@@ -92,12 +99,29 @@ TICKET_COLUMNS = (
 )  # fmt: skip
 INSERT_COLUMNS = (
     *TICKET_COLUMNS, "started_us", "next_attempt_us", "callback_state", "callback_reason",
-    "next_callback_us",
+    "next_callback_us", "instance",
 )  # fmt: skip
+IN_PROGRESS = str(Disposition.IN_PROGRESS)
+# A final ticket replaces its call's provisional row, and nothing else: a final row is never
+# replaced (idempotence on Linkedid), and a provisional row never replaces anything.
+UPSERT_GUARD = (
+    f"WHERE tickets.disposition = '{IN_PROGRESS}' AND excluded.disposition <> '{IN_PROGRESS}'"
+)
+UPSERT_SET = ", ".join(
+    f"{name} = excluded.{name}" for name in INSERT_COLUMNS if name not in ("ticket_id", "linkedid")
+)
 INSERT = (
     f"INSERT INTO tickets ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join(':' + name for name in INSERT_COLUMNS)}) "
-    "ON CONFLICT (linkedid) DO NOTHING"
+    f"ON CONFLICT (linkedid) DO UPDATE SET {UPSERT_SET} {UPSERT_GUARD}"
+)
+# Provisional rows left by a dead process: ours (same instance) or anyone's once stale. They
+# become final service errors (the dialplan fallback took the caller) and due for delivery.
+RECOVERED_NOTE = "service_restart"
+RECOVER = (
+    "UPDATE tickets SET disposition = :disposition, ended_at = :ended_at, "
+    "next_attempt_us = :now_us, extra = json_set(extra, '$.recovered_after', :note) "
+    f"WHERE disposition = '{IN_PROGRESS}' AND (instance = :instance OR started_us < :stale_us)"
 )
 SELECT = f"SELECT {', '.join(TICKET_COLUMNS)} FROM tickets"
 
@@ -167,6 +191,7 @@ def encode(ticket: Ticket) -> Row:
     row["callback_state"] = "wanted" if reason else ""
     row["callback_reason"] = reason
     row["next_callback_us"] = 0
+    row["instance"] = ""  # the store that writes the row names itself here
     return row
 
 

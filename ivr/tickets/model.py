@@ -17,6 +17,9 @@ class Disposition(enum.StrEnum):
     CALLBACK = "callback_requested"
     MESSAGE = "message_left"
     SERVICE_ERROR = "service_error"  # our fault; the dialplan fallback took the caller
+    # Provisional: written when the call starts, replaced by the call's final ticket. Never
+    # delivered nor called back; left by a dead process, it becomes SERVICE_ERROR on restart.
+    IN_PROGRESS = "in_progress"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,6 @@ worker's lease has run out, which should exceed the server's queueing delay.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -148,7 +147,7 @@ class Open311Receiver:
                 url, data=request_form(ticket, self._config), timeout=self._timeout
             ) as response:
                 status, body = response.status, await response.text()
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return DeliveryResult.retry("open311: no answer in time", in_doubt=True)
         except aiohttp.ClientConnectorError as exc:
             return DeliveryResult.retry(f"open311: cannot connect: {exc}")
@@ -179,7 +178,7 @@ class Open311Receiver:
         try:
             async with self._session.get(url, params=params, timeout=self._timeout) as response:
                 status, body = response.status, await response.text()
-        except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             return DeliveryResult.retry(f"open311 lookup: {exc or 'no answer in time'}")
         if status != 200:
             return DeliveryResult.retry(f"open311 lookup: HTTP {status}")

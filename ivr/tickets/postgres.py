@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -28,10 +29,11 @@ from ivr.tickets._pg_schema import (
     INSERT,
     MIGRATION_LOCK,
     MIGRATIONS,
+    RECOVER,
     SCHEMA_VERSION,
     SELECT,
 )
-from ivr.tickets._sqlite_schema import Row, decode, encode, utc_us
+from ivr.tickets._sqlite_schema import IN_PROGRESS, RECOVERED_NOTE, Row, decode, encode, utc_us
 from ivr.tickets.errors import TicketStoreError
 from ivr.tickets.model import Disposition, Satisfaction, Ticket
 from ivr.tickets.store import (
@@ -60,6 +62,11 @@ class PostgresTicketStore:
     Two connections: one for the writer's group commits, one (serialised) for reads, outbox
     updates and after-call writes. A connection that fails is dropped and opened again on next
     use; ``writable`` says whether the last write succeeded.
+
+    ``instance`` names this service instance in its provisional (``in_progress``) tickets:
+    instances sharing one database must have distinct names, since at its first connection a
+    store finalises its own instance's provisional rows (left by a process that died) and
+    anyone's older than ``stale_after_s``.
     """
 
     def __init__(
@@ -69,12 +76,17 @@ class PostgresTicketStore:
         batch_max: int = 512,
         max_delay_s: float = 0.005,
         connect_timeout_s: float = 5.0,
+        instance: str | None = None,
+        stale_after_s: float = 6 * 3600.0,
     ) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
-        if max_delay_s < 0:
+        if max_delay_s < 0 or stale_after_s < 0:
             raise ValueError("delays must not be negative")
         self._conninfo = conninfo
+        self._instance = socket.gethostname() if instance is None else instance
+        self._stale_after_s = stale_after_s
+        self._recovered: int | None = None
         self._batch_max = batch_max
         self._max_delay_s = max_delay_s
         self._connect_timeout_s = connect_timeout_s
@@ -144,6 +156,7 @@ class PostgresTicketStore:
         except TicketStoreError as exc:
             future.set_exception(exc)
             return future
+        row["instance"] = self._instance
         self._queue.append(_Queued(row, future))
         self._last_submitted = future
         self._wakeup.set()
@@ -171,6 +184,11 @@ class PostgresTicketStore:
     def commits(self) -> int:
         """Transactions committed so far (one per batch of tickets)."""
         return self._commits
+
+    @property
+    def recovered(self) -> int | None:
+        """Provisional tickets of a dead process finalised at start; None until connected."""
+        return self._recovered
 
     async def _write_loop(self) -> None:
         try:
@@ -208,7 +226,8 @@ class PostgresTicketStore:
             for item, was_new in zip(batch, inserted, strict=True):
                 if not item.future.done():
                     item.future.set_result(was_new)
-            if any(inserted):
+            if any(new and item.row["disposition"] != IN_PROGRESS
+                   for item, new in zip(batch, inserted, strict=True)):
                 for listener in self._commit_listeners:
                     listener()
         finally:
@@ -250,8 +269,30 @@ class PostgresTicketStore:
 
     async def _writer_conn(self) -> psycopg.AsyncConnection[Any]:
         if self._writer is None or self._writer.closed:
-            self._writer = await self._connect()
+            conn = await self._connect()
+            if self._recovered is None:
+                # Once per store, before any call of this process writes a provisional row.
+                try:
+                    self._recovered = await self._recover(conn)
+                except psycopg.Error:
+                    await conn.close()
+                    raise
+            self._writer = conn
         return self._writer
+
+    async def _recover(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        now = datetime.now(UTC)
+        now_us = utc_us(now, "now")
+        cur = await conn.execute(RECOVER, {
+            "disposition": str(Disposition.SERVICE_ERROR), "ended_at": now.isoformat(),
+            "now_us": now_us, "note": RECOVERED_NOTE, "instance": self._instance,
+            "stale_us": now_us - round(self._stale_after_s * 1_000_000),
+        })  # fmt: skip
+        found = max(cur.rowcount, 0)
+        if found:
+            _log.warning("tickets.recovered", count=found, instance=self._instance,
+                         disposition=str(Disposition.SERVICE_ERROR), backend="postgres")
+        return found
 
     async def _drop_writer(self) -> None:
         conn, self._writer = self._writer, None
@@ -340,7 +381,7 @@ class PostgresTicketStore:
         due = utc_us(now or datetime.now(UTC), "now")
         rows = await self._run(
             f"{SELECT} WHERE outbox_state = 'pending' AND next_attempt_us <= %s "
-            "ORDER BY next_attempt_us, seq LIMIT %s",
+            f"AND disposition <> '{IN_PROGRESS}' ORDER BY next_attempt_us, seq LIMIT %s",
             (due, limit),
         )
         return [decode(row) for row in rows]  # type: ignore[arg-type]
@@ -357,6 +398,7 @@ class PostgresTicketStore:
             "WITH due AS ("
             f"  SELECT seq, attempts, in_doubt AS was_in_doubt FROM tickets"
             "   WHERE outbox_state = 'pending' AND next_attempt_us <= %s"
+            f"  AND disposition <> '{IN_PROGRESS}'"
             "   ORDER BY next_attempt_us, seq LIMIT %s FOR UPDATE SKIP LOCKED) "
             "UPDATE tickets t SET in_doubt = 1, claim_id = %s, next_attempt_us = %s "
             f"FROM due WHERE t.seq = due.seq RETURNING "
@@ -418,7 +460,7 @@ class PostgresTicketStore:
         """How many tickets are pending, delivered, dead and in doubt."""
         rows = await self._run(
             "SELECT outbox_state AS state, count(*) AS n, sum(in_doubt) AS doubt "
-            "FROM tickets GROUP BY outbox_state"
+            f"FROM tickets WHERE disposition <> '{IN_PROGRESS}' GROUP BY outbox_state"
         )
         by_state = {row["state"]: int(row["n"]) for row in rows}
         doubt = sum(int(row["doubt"] or 0) for row in rows if row["state"] == "pending")
@@ -454,7 +496,7 @@ class PostgresTicketStore:
         rows = await self._run(
             f"SELECT {COLUMNS}, callback_reason, callback_attempts FROM tickets "
             "WHERE callback_state = 'wanted' AND next_callback_us <= %s "
-            "ORDER BY next_callback_us, seq LIMIT %s",
+            f"AND disposition <> '{IN_PROGRESS}' ORDER BY next_callback_us, seq LIMIT %s",
             (due, limit),
         )
         return [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sqlite3
 import uuid
 from collections import deque
@@ -24,7 +25,10 @@ from typing import TypeVar
 import structlog
 
 from ivr.tickets._sqlite_schema import (
+    IN_PROGRESS,
     INSERT,
+    RECOVER,
+    RECOVERED_NOTE,
     SCHEMA_VERSION,
     SELECT,
     TICKET_COLUMNS,
@@ -68,6 +72,10 @@ class SqliteTicketStore:
     batch to fill before committing what it has (a few ms buys a shared fsync under load and
     costs nothing an emergency hand-off waits for). ``busy_timeout_s`` is how long a write
     waits for a lock held by another process before its batch fails.
+
+    ``instance`` names the service instance writing provisional (``in_progress``) tickets; when
+    the store first opens, the provisional rows of the same instance (left by a process that
+    died) and anyone's older than ``stale_after_s`` become final ``service_error`` tickets.
     """
 
     def __init__(
@@ -77,12 +85,17 @@ class SqliteTicketStore:
         batch_max: int = 512,
         max_delay_s: float = 0.005,
         busy_timeout_s: float = 10.0,
+        instance: str | None = None,
+        stale_after_s: float = 6 * 3600.0,
     ) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
-        if max_delay_s < 0 or busy_timeout_s < 0:
+        if max_delay_s < 0 or busy_timeout_s < 0 or stale_after_s < 0:
             raise ValueError("delays must not be negative")
         self._path = path
+        self._instance = socket.gethostname() if instance is None else instance
+        self._stale_after_s = stale_after_s
+        self._recovered: int | None = None  # rows finalised at the first open; None before it
         self._batch_max = batch_max
         self._max_delay_s = max_delay_s
         self._busy_timeout_s = busy_timeout_s
@@ -152,6 +165,7 @@ class SqliteTicketStore:
         except TicketStoreError as exc:
             future.set_exception(exc)
             return future
+        row["instance"] = self._instance
         self._queue.append(_Queued(row, future))
         self._last_submitted = future
         self._wakeup.set()
@@ -192,6 +206,11 @@ class SqliteTicketStore:
         """Transactions committed so far (one per batch of tickets)."""
         return self._commits
 
+    @property
+    def recovered(self) -> int | None:
+        """Provisional tickets of a dead process finalised at start; None until the file opens."""
+        return self._recovered
+
     async def _write_loop(self) -> None:
         try:
             while True:
@@ -228,7 +247,9 @@ class SqliteTicketStore:
             for item, was_new in zip(batch, inserted, strict=True):
                 if not item.future.done():  # the submitter may have cancelled it
                     item.future.set_result(was_new)
-            if any(inserted):
+            # Only a final ticket is due for delivery: a provisional one wakes nobody.
+            if any(new and item.row["disposition"] != IN_PROGRESS
+                   for item, new in zip(batch, inserted, strict=True)):
                 for listener in self._commit_listeners:
                     listener()
         finally:
@@ -312,7 +333,7 @@ class SqliteTicketStore:
         due = utc_us(now or datetime.now(UTC), "now")
         rows = await self._read(
             f"{SELECT} WHERE outbox_state = 'pending' AND next_attempt_us <= ? "
-            "ORDER BY next_attempt_us, seq LIMIT ?",
+            f"AND disposition <> '{IN_PROGRESS}' ORDER BY next_attempt_us, seq LIMIT ?",
             (due, limit),
         )
         return [decode(row) for row in rows]
@@ -378,7 +399,7 @@ class SqliteTicketStore:
         """How many tickets are pending, delivered, dead and in doubt."""
         rows = await self._read(
             "SELECT outbox_state AS state, count(*) AS n, sum(in_doubt) AS doubt "
-            "FROM tickets GROUP BY outbox_state",
+            f"FROM tickets WHERE disposition <> '{IN_PROGRESS}' GROUP BY outbox_state",
             (),
         )
         by_state = {row["state"]: int(row["n"]) for row in rows}
@@ -412,7 +433,7 @@ class SqliteTicketStore:
         rows = await self._read(
             f"SELECT {', '.join(TICKET_COLUMNS)}, callback_reason, callback_attempts "
             "FROM tickets WHERE callback_state = 'wanted' AND next_callback_us <= ? "
-            "ORDER BY next_callback_us, seq LIMIT ?",
+            f"AND disposition <> '{IN_PROGRESS}' ORDER BY next_callback_us, seq LIMIT ?",
             (due, limit),
         )
         return [
@@ -480,12 +501,29 @@ class SqliteTicketStore:
                 # commit pays that fsync once per batch, not once per ticket.
                 conn.execute("PRAGMA synchronous = FULL")
                 migrate(conn, version)
+                if self._recovered is None:
+                    # Once per store, before any call of this process writes: later reopens
+                    # (after a disk error) must not finalise this process's live calls.
+                    self._recovered = self._db_recover(conn)
                 opened = True
             finally:
                 if not opened:
                     conn.close()
             self._conn = conn
         return self._conn
+
+    def _db_recover(self, conn: sqlite3.Connection) -> int:
+        now = datetime.now(UTC)
+        now_us = utc_us(now, "now")
+        found = conn.execute(RECOVER, {
+            "disposition": str(Disposition.SERVICE_ERROR), "ended_at": now.isoformat(),
+            "now_us": now_us, "note": RECOVERED_NOTE, "instance": self._instance,
+            "stale_us": now_us - round(self._stale_after_s * 1_000_000),
+        }).rowcount  # fmt: skip
+        if found:
+            _log.warning("tickets.recovered", count=found, instance=self._instance,
+                         disposition=str(Disposition.SERVICE_ERROR))
+        return int(found)
 
     def _db_insert(self, rows: list[Row]) -> list[bool]:
         conn = self._db_connection()
@@ -525,7 +563,7 @@ class SqliteTicketStore:
                 rows = conn.execute(
                     f"SELECT {', '.join(TICKET_COLUMNS)}, attempts, in_doubt, delivery_ref "
                     "FROM tickets WHERE outbox_state = 'pending' AND next_attempt_us <= ? "
-                    "ORDER BY next_attempt_us, seq LIMIT ?",
+                    f"AND disposition <> '{IN_PROGRESS}' ORDER BY next_attempt_us, seq LIMIT ?",
                     (now_us, limit),
                 ).fetchall()
             finally:

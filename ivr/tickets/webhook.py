@@ -8,7 +8,6 @@ ticket in doubt is simply sent again: the receiver recognises it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +78,7 @@ class WebhookReceiver:
             ) as response:
                 status = response.status
                 body = await response.text()
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return DeliveryResult.retry("webhook: no answer in time", in_doubt=True)
         except aiohttp.ClientConnectorError as exc:
             return DeliveryResult.retry(f"webhook: cannot connect: {exc}")

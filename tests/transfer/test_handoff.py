@@ -17,7 +17,7 @@ from ivr.callflow import CallHandler
 from ivr.dialplan import Dialplan
 from ivr.metrics import Metrics
 from ivr.simpbx import CallScript, SimulatedPbx
-from ivr.tickets.model import Ticket
+from ivr.tickets.model import Disposition, Ticket
 from tests.integration.conftest import WORKING_HOURS
 
 FAILURES = ("BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL")
@@ -90,7 +90,9 @@ async def test_handoff_proceeds_while_the_ticket_store_is_blocked(
     record = await asyncio.wait_for(pbx.place_call(CallScript("13800138000", keys=("9", "1"))), 5)
     assert record.dial_attempts == (("Local/110@emergency-routes", "ANSWER"),)
     assert record.destination == "dial:Local/110@emergency-routes"
-    assert [ticket.emergency_result for ticket in store.submitted] == ["ANSWER"]
+    assert [(t.disposition, t.emergency_result) for t in store.submitted] == [
+        (Disposition.IN_PROGRESS, ""), (Disposition.EMERGENCY, "ANSWER"),
+    ]
 
 
 async def test_first_dial_is_the_first_command_after_the_key(
