@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from ivr.app import FASTAGI, LINKS, STORE, build_app, http_port, start
-from ivr.config import AmiNodeConfig, FastAgiConfig, HttpConfig, ServiceConfig, TicketsConfig
+from ivr.config import (
+    AmiNodeConfig,
+    CallbacksConfig,
+    FastAgiConfig,
+    HttpConfig,
+    ServiceConfig,
+    TicketsConfig,
+)
 from ivr.dialplan import Dialplan, load_dialplan
 from ivr.simpbx import CallRecord, CallScript, SimulatedPbx
 from ivr.tickets.model import Ticket, ticket_id_for
@@ -79,6 +87,19 @@ async def hotline(
     tmp_path: Path, shipped_dialplan: Dialplan, dialplans_dir: Path
 ) -> AsyncIterator[Hotline]:
     """The service on loopback ports, its AMI link logged in to the simulated PBX."""
+    plan = shipped_dialplan if dialplans_dir == DIALPLANS else load_dialplan([dialplans_dir])
+    async with running_hotline(tmp_path, plan, dialplans_dir) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_hotline(
+    tmp_path: Path,
+    plan: Dialplan,
+    dialplans_dir: Path = DIALPLANS,
+    callbacks: CallbacksConfig | None = None,
+) -> AsyncIterator[Hotline]:
+    """Start the service and a simulated PBX wired to each other; stop both on exit."""
     pbx = SimulatedPbx(agi_port=0, ami_secret=SECRET)
     await pbx.start()
     config = ServiceConfig(
@@ -87,10 +108,10 @@ async def hotline(
                            secret=SECRET, ping_interval=5, send_filter=True),),  # the sim allows Filter
         http=HttpConfig(host="127.0.0.1", port=0, token=ADMIN_TOKEN),
         tickets=TicketsConfig(path=tmp_path / "tickets.sqlite3"),
+        callbacks=callbacks,
         dialplans=dialplans_dir,
     )
     registry = CollectorRegistry()
-    plan = shipped_dialplan if dialplans_dir == DIALPLANS else load_dialplan([dialplans_dir])
     app = build_app(config, plan, registry, clock=lambda: WORKING_HOURS)
     runner = await start(app, "127.0.0.1", 0)
     try:

@@ -9,24 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from ivr.aftercall.callbacks import CallbackPolicy
-from ivr.app import ABANDONS, FASTAGI, LINKS, STORE, build_app, start
-from ivr.config import (
-    AmiNodeConfig,
-    CallbacksConfig,
-    FastAgiConfig,
-    HttpConfig,
-    ServiceConfig,
-    TicketsConfig,
-)
+from ivr.app import ABANDONS, LINKS, STORE
+from ivr.config import CallbacksConfig
 from ivr.dialplan import Dialplan
-from ivr.simpbx import CallScript, SimulatedPbx
+from ivr.simpbx import CallScript
 from ivr.tickets.model import Disposition, Satisfaction, ticket_id_for
 from ivr.tickets.store import CallbackResult
 
-from .conftest import ADMIN_TOKEN, DIALPLANS, SECRET, WORKING_HOURS, Hotline
+from .conftest import Hotline, running_hotline
 
 AGENT = ("0",)  # 12345's root menu: 0 is an agent (queue general = hotline-agents)
 
@@ -72,30 +64,10 @@ async def test_caller_who_hangs_up_after_the_agent_gets_no_survey(hotline: Hotli
 @pytest.fixture
 async def with_callbacks(tmp_path: Path, shipped_dialplan: Dialplan) -> AsyncIterator[Hotline]:
     """The service with a callback scheduler in office hours, beside the simulated PBX."""
-    pbx = SimulatedPbx(agi_port=0, ami_secret=SECRET)
-    await pbx.start()
-    config = ServiceConfig(
-        fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
-        ami=(AmiNodeConfig(node="sim", host="127.0.0.1", port=pbx.ami_port, username="hotline",
-                           secret=SECRET, ping_interval=5, send_filter=True),),
-        http=HttpConfig(host="127.0.0.1", port=0, token=ADMIN_TOKEN),
-        tickets=TicketsConfig(path=tmp_path / "tickets.sqlite3"),
-        dialplans=DIALPLANS,
-        # A short pass interval: the test waits for the Originate, not for the clock.
-        callbacks=CallbacksConfig(schedule="office-hours",
-                                  policy=replace(CallbackPolicy(), poll_s=0.02)),
-    )
-    registry = CollectorRegistry()
-    app = build_app(config, shipped_dialplan, registry, clock=lambda: WORKING_HOURS)
-    runner = await start(app, "127.0.0.1", 0)
-    try:
-        pbx.agi_port = app[FASTAGI].port
-        for link in app[LINKS]:
-            await link.wait_connected(5.0)
-        yield Hotline(pbx, app, runner, registry)
-    finally:
-        await runner.cleanup()
-        await pbx.close()
+    # A short pass interval: the test waits for the Originate, not for the clock.
+    callbacks = CallbacksConfig(schedule="office-hours", policy=replace(CallbackPolicy(), poll_s=0.02))
+    async with running_hotline(tmp_path, shipped_dialplan, callbacks=callbacks) as running:
+        yield running
 
 
 async def test_abandoned_call_is_called_back_into_hotline_callback(with_callbacks: Hotline) -> None:
