@@ -54,6 +54,9 @@ def sample_calls() -> tuple[SampleCall, ...]:
         SampleCall("12345, emergency 119 with the first route busy (keys 9, 2)",
                    CallScript(caller_number="13800008888", caller_name="赵女士", keys=("9", "2"),
                               dial_outcomes={"Local/119@emergency-routes": "BUSY"})),
+        SampleCall("12345, an agent (key 0), then the satisfaction survey (key 1)",
+                   CallScript(caller_number="13400006666", caller_name="周先生", keys=("0",),
+                              survey_keys=("1",))),
         SampleCall("12345, a silent caller",
                    CallScript(caller_number="13300004444")),
         SampleCall("12345, hangs up mid-menu (key 2, then hangs up)",
@@ -139,7 +142,8 @@ def _print_call(out: TextIO, call: SampleCall, record: CallRecord, ticket: Ticke
         print(f"    ticket {ticket.ticket_id}: line {ticket.dialled_line} {ticket.source_label}, "
               f"{ticket.request_kind}/{ticket.urgency}, {ticket.disposition.value}, "
               f"path {' > '.join(ticket.ivr_path) or '-'}"
-              + _reason(ticket.extra.get("route_reason", "")), file=out)
+              + _reason(ticket.extra.get("route_reason", ""))
+              + (f", survey: {ticket.satisfaction}" if ticket.satisfaction else ""), file=out)
 
 
 def _reason(reason: str) -> str:
