@@ -1,18 +1,18 @@
-"""The ticket tables in PostgreSQL and their statements.
+"""The ticket tables in PostgreSQL: their schema, migrations and statements.
 
-Rows hold the same values as in SQLite (``_sqlite_schema.encode``/``decode``): ISO 8601 text
-that keeps each time's offset, plus UTC microseconds to sort and filter by instant.
+Rows hold the same values as in SQLite (``_rows.encode``/``decode``): ISO 8601 text that keeps
+each time's offset, plus UTC microseconds to sort and filter by instant. Each backend keeps its
+own migration scripts, written out in full: a migration is history and must never change
+because a shared definition did.
 """
 
 from __future__ import annotations
 
-from ivr.tickets._sqlite_schema import (
-    IN_PROGRESS,
-    INSERT_COLUMNS,
-    TICKET_COLUMNS,
-    UPSERT_GUARD,
-    UPSERT_SET,
-)
+from typing import Any
+
+import psycopg
+
+from ivr.tickets._rows import IN_PROGRESS, INSERT_COLUMNS, UPSERT_GUARD, UPSERT_SET
 
 SCHEMA_VERSION = 2
 
@@ -83,7 +83,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-COLUMNS = ", ".join(TICKET_COLUMNS)
 INSERT = (
     f"INSERT INTO tickets ({', '.join(INSERT_COLUMNS)}) "
     f"VALUES ({', '.join(f'%({name})s' for name in INSERT_COLUMNS)}) "
@@ -96,4 +95,20 @@ RECOVER = (
     f"WHERE disposition = '{IN_PROGRESS}' "
     "AND (instance = %(instance)s OR started_us < %(stale_us)s)"
 )
-SELECT = f"SELECT {COLUMNS} FROM tickets"
+
+
+async def migrate(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Create or bring the tables up to ``SCHEMA_VERSION``; one instance at a time."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute("CREATE TABLE IF NOT EXISTS ticket_schema (version INTEGER NOT NULL)")
+        cur = await conn.execute("SELECT max(version) FROM ticket_schema")
+        found = await cur.fetchone()
+        version = int(found[0]) if found and found[0] is not None else 0
+        if version > SCHEMA_VERSION:
+            raise psycopg.DataError(
+                f"ticket schema {version} is newer than this service ({SCHEMA_VERSION})"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            await conn.execute(MIGRATIONS[target - 1])
+            await conn.execute("INSERT INTO ticket_schema (version) VALUES (%s)", (target,))

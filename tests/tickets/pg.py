@@ -67,13 +67,14 @@ def throwaway_server(timeout_s: float = 60.0) -> Iterator[PgServer]:
     try:
         if prefix:
             shutil.chown(folder, "postgres", "postgres")
-        run = {"check": True, "capture_output": True, "timeout": timeout_s}
         subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust",
-                        "-U", "postgres", "-E", "UTF8", "--no-sync"], **run)  # fmt: skip
+                        "-U", "postgres", "-E", "UTF8", "--no-sync"],
+                       check=True, capture_output=True, timeout=timeout_s)  # fmt: skip
         port = _free_port()
         options = f"-k {folder} -p {port} -h 127.0.0.1 -c fsync=off -c max_connections=200"
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
-                        "-l", str(folder / "log"), "-w", "start"], **run)  # fmt: skip
+                        "-l", str(folder / "log"), "-w", "start"],
+                       check=True, capture_output=True, timeout=timeout_s)  # fmt: skip
     except (OSError, subprocess.SubprocessError) as exc:
         shutil.rmtree(folder, ignore_errors=True)
         detail = getattr(exc, "stderr", b"") or b""
@@ -82,5 +83,6 @@ def throwaway_server(timeout_s: float = 60.0) -> Iterator[PgServer]:
         yield PgServer("127.0.0.1", port, "postgres")
     finally:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "-w", "stop"], capture_output=True, timeout=timeout_s)  # fmt: skip
+                        "-w", "stop"],
+                       check=False, capture_output=True, timeout=timeout_s)  # fmt: skip
         shutil.rmtree(folder, ignore_errors=True)

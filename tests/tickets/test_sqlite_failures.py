@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import signal
+import sqlite3
 import stat
 import sys
 import textwrap

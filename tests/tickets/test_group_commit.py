@@ -1,0 +1,178 @@
+"""The group-commit writer both ticket stores share, on an in-memory backend it can hold."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ivr.tickets._group_commit import GroupCommitWriter
+from ivr.tickets._rows import Row
+from ivr.tickets.errors import TicketStoreError
+from ivr.tickets.model import Disposition
+from tests.tickets.conftest import MakeTicket
+
+
+class BackendDown(Exception):
+    """What the in-memory backend raises when told to fail a batch."""
+
+
+class MemoryBackend:
+    """A backend whose commits can be held at a gate and made to fail, one batch at a time."""
+
+    def __init__(self) -> None:
+        self.linkedids: set[str] = set()
+        self.batches: list[list[str]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.entered = asyncio.Event()
+        self.fail_next: BackendDown | None = None
+
+    async def insert(self, rows: list[Row]) -> list[bool]:
+        """Commit ``rows`` once the gate is open; for each, whether its Linkedid was new."""
+        self.entered.set()
+        await self.gate.wait()
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
+        batch = [str(row["linkedid"]) for row in rows]
+        self.batches.append(batch)
+        new = []
+        for linkedid in batch:
+            new.append(linkedid not in self.linkedids)
+            self.linkedids.add(linkedid)
+        return new
+
+
+@pytest.fixture
+def backend() -> MemoryBackend:
+    """An empty in-memory backend with its gate open."""
+    return MemoryBackend()
+
+
+@pytest.fixture
+async def writer(backend: MemoryBackend) -> AsyncIterator[GroupCommitWriter]:
+    """A started writer over ``backend``: batches of at most 3, no wait for a batch to fill."""
+    writer = GroupCommitWriter(
+        backend.insert, failure=BackendDown, instance="node-a", batch_max=3, max_delay_s=0,
+        task_name="test-writer", log_fields={"backend": "memory"},
+    )  # fmt: skip
+    writer.start()
+    yield writer
+    backend.gate.set()
+    await writer.close()
+
+
+async def test_batches_are_bounded_and_in_order(
+    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket
+) -> None:
+    """While a batch is held, later tickets queue; they go in order, at most batch_max a time."""
+    backend.gate.clear()
+    first = writer.submit(make_ticket(0))
+    await backend.entered.wait()
+    later = [writer.submit(make_ticket(n)) for n in range(1, 8)]
+    assert (writer.pending, writer.in_flight) == (8, 1)
+    backend.gate.set()
+    await writer.flush()
+    assert all(f.result() for f in [first, *later])
+    assert [len(batch) for batch in backend.batches] == [1, 3, 3, 1]
+    flat = [linkedid for batch in backend.batches for linkedid in batch]
+    assert flat == [make_ticket(n).linkedid for n in range(8)]
+    assert (writer.commits, writer.pending) == (4, 0)
+
+
+async def test_failed_batch_fails_its_tickets_then_recovers(
+    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket
+) -> None:
+    """A backend error fails each ticket of the batch and clears writable until a write works."""
+    backend.fail_next = BackendDown("disk on fire")
+    failed = writer.submit(make_ticket(0))
+    await writer.flush()
+    with pytest.raises(TicketStoreError, match="not written: disk on fire") as caught:
+        failed.result()
+    assert isinstance(caught.value.__cause__, BackendDown)
+    assert not writer.writable
+    assert await writer.submit(make_ticket(0)) is True
+    assert writer.writable and writer.commits == 1
+
+
+async def test_listeners_hear_only_new_final_tickets(
+    writer: GroupCommitWriter, make_ticket: MakeTicket
+) -> None:
+    """A commit wakes listeners if it wrote a new final ticket; a duplicate or provisional not."""
+    heard: list[int] = []
+    writer.add_commit_listener(lambda: heard.append(writer.commits))
+    await writer.submit(make_ticket(0, disposition=Disposition.IN_PROGRESS))
+    await writer.submit(make_ticket(1))
+    await writer.submit(make_ticket(1))
+    assert heard == [2]
+
+
+async def test_rows_carry_the_instance(backend: MemoryBackend, make_ticket: MakeTicket) -> None:
+    """Every row is written under the writer's instance name."""
+    seen: list[Row] = []
+
+    async def insert(rows: list[Row]) -> list[bool]:
+        seen.extend(rows)
+        return await backend.insert(rows)
+
+    writer = GroupCommitWriter(
+        insert, failure=BackendDown, instance="node-b", batch_max=8, max_delay_s=0,
+        task_name="test-writer", log_fields={},
+    )  # fmt: skip
+    writer.start()
+    await writer.submit(make_ticket(0))
+    await writer.close()
+    assert [row["instance"] for row in seen] == ["node-b"]
+
+
+async def test_close_commits_what_was_submitted(
+    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket
+) -> None:
+    """close() writes every queued ticket; afterwards submit fails its future, never the caller."""
+    backend.gate.clear()
+    futures = [writer.submit(make_ticket(n)) for n in range(5)]
+    await backend.entered.wait()
+    closing = asyncio.ensure_future(writer.close())
+    backend.gate.set()
+    await closing
+    assert all(f.result() for f in futures)
+    late = writer.submit(make_ticket(9))
+    with pytest.raises(TicketStoreError, match="not running"):
+        late.result()
+    with pytest.raises(TicketStoreError, match="started once"):
+        writer.start()
+
+
+async def test_cancelled_writer_leaves_nobody_waiting(
+    backend: MemoryBackend, make_ticket: MakeTicket
+) -> None:
+    """If the writer task is cancelled mid-write, the batch and the queue fail at once."""
+    writer = GroupCommitWriter(
+        backend.insert, failure=BackendDown, instance="", batch_max=8, max_delay_s=0,
+        task_name="doomed-writer", log_fields={},
+    )  # fmt: skip
+    writer.start()
+    backend.gate.clear()
+    held = writer.submit(make_ticket(0))
+    await backend.entered.wait()
+    queued = writer.submit(make_ticket(1))
+    (task,) = [t for t in asyncio.all_tasks() if t.get_name() == "doomed-writer"]
+    task.cancel()
+    await asyncio.wait([task])
+    with pytest.raises(TicketStoreError, match="mid-write"):
+        held.result()
+    with pytest.raises(TicketStoreError, match="stopped"):
+        queued.result()
+    assert writer.pending == 0
+
+
+def test_bad_settings_are_refused(backend: MemoryBackend) -> None:
+    """A batch of less than one ticket, or a negative delay, is a configuration error."""
+    for batch_max, max_delay_s in ((0, 0.0), (1, -0.1)):
+        with pytest.raises(ValueError):
+            GroupCommitWriter(
+                backend.insert, failure=BackendDown, instance="", batch_max=batch_max,
+                max_delay_s=max_delay_s, task_name="test-writer", log_fields={},
+            )  # fmt: skip
