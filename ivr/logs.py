@@ -38,16 +38,43 @@ class RedactSecrets:
     error message, an AMI action's repr or a traceback is masked as well.
     """
 
+    # Distinct keys remembered as credential or not: log keys are a small fixed set in
+    # practice, the bound only guards against keys made from data.
+    _KEY_CACHE_SIZE = 1024
+
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first: a secret that contains another is masked whole, not half.
         self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        self._secret_keys: dict[str, bool] = {}
 
     def __call__(self, _logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
         """Return ``event_dict`` with every credential masked."""
-        return {key: self._field(key, value) for key, value in event_dict.items()}
+        # This runs for every line: the common field (a plain value under a known, innocent
+        # key) costs one dict lookup and one type test, and the dict is rebuilt only if a
+        # field had to change.
+        changed: dict[str, Any] | None = None
+        for key, value in event_dict.items():
+            masked = self._field(key, value)
+            if masked is not value:
+                if changed is None:
+                    changed = {}
+                changed[key] = masked
+        if changed is None:
+            return event_dict
+        return {key: changed.get(key, value) for key, value in event_dict.items()}
+
+    def _is_secret_key(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        known = self._secret_keys.get(key)
+        if known is None:
+            known = _SECRET_KEY.search(key) is not None
+            if len(self._secret_keys) < self._KEY_CACHE_SIZE:
+                self._secret_keys[key] = known
+        return known
 
     def _field(self, key: object, value: Any) -> Any:
-        if isinstance(key, str) and _SECRET_KEY.search(key) and value not in (None, ""):
+        if self._is_secret_key(key) and value not in (None, ""):
             return REDACTED
         return self._scrub(value)
 
@@ -59,7 +86,14 @@ class RedactSecrets:
         if isinstance(value, Mapping):
             return {key: self._field(key, item) for key, item in value.items()}
         if isinstance(value, (list, tuple, set, frozenset)):
-            return [self._scrub(item) for item in value]
+            items = [self._scrub(item) for item in value]
+            # Unchanged lists and tuples go on as they are (the JSON is the same); a set
+            # becomes a list, as JSON has no sets.
+            if isinstance(value, (list, tuple)) and all(
+                new is old for new, old in zip(items, value)
+            ):
+                return value
+            return items
         # Any other object is rendered through its repr: mask the secret there too.
         text = repr(value)
         scrubbed = self._scrub_text(text)
@@ -121,7 +155,8 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        # WriteLogger: the same line and flush as PrintLogger, without print()'s overhead.
+        logger_factory=structlog.WriteLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(out)

@@ -122,7 +122,10 @@ class FastAgiServer:
                 writer.transport.abort()
                 return
             session = AgiSession(reader, writer, accepted, command_timeout=self._command_timeout)
-            await self._run_handler(session)
+            try:
+                await self._run_handler(session)
+            finally:
+                session.close()
         finally:
             await self._close_writer(writer)
 

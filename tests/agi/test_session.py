@@ -223,3 +223,41 @@ async def test_session_has_no_instance_dict(call: Call) -> None:
 
     _reader, _writer, outcome = await call(script)
     assert await asyncio.wait_for(outcome, BOUND) is False
+
+
+async def test_a_short_bound_after_a_long_one_still_expires(call: Call) -> None:
+    """A command's short time bound holds even when an earlier command armed a long one."""
+
+    async def script(session: AgiSession) -> str:
+        await session.run(b"NOOP\n", timeout=30.0)
+        try:
+            await session.run(b"NOOP\n", timeout=0.1)
+        except AgiTimeout:
+            return "timeout"
+        return "answered"
+
+    reader, writer, outcome = await call(script)
+    await _expect(reader, b"NOOP\n")
+    writer.write(b"200 result=0\n")
+    await _expect(reader, b"NOOP\n")
+    assert await asyncio.wait_for(outcome, BOUND) == "timeout"
+
+
+async def test_a_long_bound_after_a_short_one_is_not_cut_short(call: Call) -> None:
+    """The timer left by a command with a short bound does not end a later, longer one early."""
+    loop = asyncio.get_running_loop()
+
+    async def script(session: AgiSession) -> float:
+        await session.run(b"NOOP\n", timeout=0.05)
+        began = loop.time()
+        try:
+            await session.run(b"NOOP\n", timeout=0.4)
+        except AgiTimeout:
+            return loop.time() - began
+        return -1.0
+
+    reader, writer, outcome = await call(script)
+    await _expect(reader, b"NOOP\n")
+    writer.write(b"200 result=0\n")
+    await _expect(reader, b"NOOP\n")
+    assert 0.4 <= await asyncio.wait_for(outcome, BOUND) < BOUND

@@ -174,3 +174,54 @@ def test_fixed_size_reads_match(cut: int) -> None:
     parser = AmiParser()
     parsed = [m for i in range(0, len(stream), cut) for m in parser.feed(stream[i : i + cut])]
     assert parsed == parse_all(stream)
+
+
+_KEYS = ("Event", "event", "Uniqueid", "UNIQUEID", "Linkedid", "Output", "Key", "A B", "a:b",
+         "\u212aey", "İd", "", "Response", "ActionID")
+# Lines drawn from the forms that matter: "Key: value", tolerated "Key:value", output lines
+# without a colon, keys that differ in case only, letters whose lower case differs in length.
+_LINES = st.sampled_from(
+    ["Event: Newexten", "Uniqueid: 1.1", "uniqueid: 2.2", "UNIQUEID:3.3", "Linkedid: ",
+     "Output: x", "just output", "Key: a: b", "\u212aey: kelvin", "key:v", "İd: dotted",
+     "A B: spaced", "a:b: colon", "Response: Success", "ActionID: 7", "Value: 张三",
+     "Uniqueid: 4.4\r", ": empty key", "Event:NoSpace"]
+)
+
+
+@given(st.lists(_LINES, min_size=1, max_size=8))
+@settings(max_examples=400, deadline=None)
+def test_messages_kept_as_text_answer_as_parsed_ones(lines: list[str]) -> None:
+    """A message answered from its kept text gives the same headers and lookups as a parsed one."""
+    text = "\n".join(lines)
+    kept = AmiMessage._from_text(text)
+    parsed = AmiMessage(tuple(_pairs(text)))
+    assert kept is not None
+    assert kept.headers == parsed.headers
+    assert (kept.event, kept.is_event, kept.response, kept.action_id) == (
+        parsed.event, parsed.is_event, parsed.response, parsed.action_id,
+    )
+    for key in _KEYS:
+        assert kept.get(key, "-") == parsed.get(key, "-"), key
+        assert (key in kept) == (key in parsed), key
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """The reference reading of one message's lines (the parser's tolerant rules)."""
+    pairs = []
+    for line in text.split("\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            pairs.append((key, value))
+            continue
+        key, sep, value = line.partition(":")
+        pairs.append((key, value) if sep and key and " " not in key else ("Output", line))
+    return pairs
+
+
+def test_messages_are_immutable() -> None:
+    """A message cannot be changed once read, whether kept as text or parsed."""
+    (message,) = AmiParser().feed(b"Event: Hangup\r\nUniqueid: 1.1\r\n\r\n")
+    with pytest.raises(AttributeError):
+        message.headers = ()  # type: ignore[misc]
+    assert message == AmiMessage.from_pairs((("Event", "Hangup"), ("Uniqueid", "1.1")))
+    assert hash(message) == hash(AmiMessage.from_pairs((("Event", "Hangup"), ("Uniqueid", "1.1"))))

@@ -134,3 +134,19 @@ async def test_a_real_call_carries_its_linkedid_on_every_line(
     assert any(line["event"] == "call.summary" for line in call_lines)
     for line in call_lines:
         assert (line.get("linkedid"), line.get("line")) == (record.linkedid, "12345"), line
+
+
+def test_redaction_masks_only_what_it_must_and_keeps_the_rest() -> None:
+    """A secret in a nested list or under a credential key is masked; other fields stay as given."""
+    from ivr.logs import RedactSecrets
+
+    redact = RedactSecrets([AMI_SECRET])
+    path = ["root", "complaint"]
+    plain = {"event": "call.summary", "path": path, "seconds": 0.2, "line": "12345"}
+    assert redact(None, "info", plain) is plain  # nothing to mask: the same dict goes on
+    masked = redact(None, "info", {
+        "event": "ami.login", "args": ["user", f"pw={AMI_SECRET}"], "Secret": "x", "path": path,
+    })
+    assert list(masked) == ["event", "args", "Secret", "path"]
+    assert masked["args"] == ["user", f"pw={REDACTED}"] and masked["Secret"] == REDACTED
+    assert masked["path"] is path

@@ -1,0 +1,62 @@
+"""AmiProtocol on a real socket: a large read is handled in slices, in order, reading paused."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from ivr.ami import AmiLink, AmiMessage
+from ivr.ami.protocol import AmiProtocol
+
+BOUND = 5.0
+
+
+async def test_a_large_read_is_handled_in_slices_in_order() -> None:
+    """A read of many events is handled a slice per loop turn: other work runs in between."""
+    loop = asyncio.get_running_loop()
+    link = AmiLink(host="127.0.0.1", port=5038, username="u", secret="s", node="n")
+    seen: list[str] = []
+    marks: list[int] = []
+    done = asyncio.Event()
+
+    def on_event(event: AmiMessage) -> None:
+        seen.append(event.get("Uniqueid"))
+        if len(seen) == 1:
+            loop.call_soon(lambda: marks.append(len(seen)))  # other work, queued meanwhile
+        if len(seen) == 100:
+            done.set()
+
+    link.subscribe("*", on_event)
+    protocol = AmiProtocol(factory=link.manager, slice_size=8)
+    ours, theirs = socket.socketpair()
+    try:
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+        data = b"".join(b"Event: Newstate\r\nUniqueid: %d\r\n\r\n" % n for n in range(100))
+        protocol.data_received(b"Asterisk Call Manager/11.0.0\r\n" + data)
+        assert len(seen) == 8 and protocol.backlog == 92
+        assert not transport.is_reading()  # type: ignore[attr-defined]
+        await asyncio.wait_for(done.wait(), BOUND)
+        assert seen == [str(n) for n in range(100)]
+        assert marks and marks[0] < 100  # the queued work did not wait for the whole read
+        assert protocol.backlog == 0 and transport.is_reading()  # type: ignore[attr-defined]
+        transport.close()
+    finally:
+        theirs.close()
+
+
+async def test_a_small_read_is_handled_at_once() -> None:
+    """A read within one slice is handled before data_received returns."""
+    link = AmiLink(host="127.0.0.1", port=5038, username="u", secret="s", node="n")
+    seen: list[str] = []
+    link.subscribe("*", lambda event: seen.append(event.event))
+    protocol = AmiProtocol(factory=link.manager)
+    ours, theirs = socket.socketpair()
+    try:
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: protocol, ours
+        )
+        protocol.data_received(b"Event: Hangup\r\nUniqueid: 1\r\n\r\nEvent: Newexten\r\n\r\n")
+        assert seen == ["Hangup", "Newexten"] and protocol.backlog == 0
+        transport.close()
+    finally:
+        theirs.close()
