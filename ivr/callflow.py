@@ -124,7 +124,7 @@ class CallHandler:
         # Bound for the call's task: every line logged while serving it carries these ids.
         with bind_call(
             linkedid=state.linkedid, uniqueid=state.uniqueid, line=line.number,
-            caller=state.caller_number,
+            caller=state.caller_number, line_source=match.source,
         ):
             await self._serve(session, plan, match.source, state)
 
@@ -132,7 +132,8 @@ class CallHandler:
         self, session: AgiSession, plan: Dialplan, line_source: str, state: _CallState
     ) -> None:
         line = state.line
-        log = self._log.bind(line_source=line_source)
+        # line_source is bound with the call's ids: a bind() here built a new logger per call.
+        log = self._log
         walk = MenuWalk(plan, line, now=state.started_at)
         active = self._metrics.active_calls.labels(line=line.number)
         active.inc()
@@ -162,6 +163,7 @@ class CallHandler:
             path=list(walk.path),
             route=state.route.kind.value if state.route else None,
             target=state.route.target if state.route else None,
+            reason=state.route.reason.value if state.route else None,
             disposition=state.disposition.value,
             ticket=ticket_id_for(state.linkedid),
             seconds=round(elapsed, 3),
@@ -200,8 +202,6 @@ class CallHandler:
             self._metrics.key_to_command_seconds.observe(time.perf_counter() - key_at)
         assert isinstance(step, Done)
         state.route = step.route
-        log.info("ivr.done", route=step.route.kind.value, target=step.route.target,
-                 reason=step.route.reason.value)
         for prompt in step.announce:
             await session.stream_file(plan.sound(prompt, language), "")
         if step.route.kind is RouteKind.EMERGENCY:  # a line that means emergency at once

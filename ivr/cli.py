@@ -7,7 +7,9 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from ivr.config import ConfigError, load_config
 from ivr.dialplan.errors import DialplanError
@@ -41,10 +43,24 @@ def main(argv: list[str] | None = None) -> int:
             from ivr.demo import run_demo
 
             return asyncio.run(run_demo(args.dialplans, sys.stdout))
-        return asyncio.run(_run(args.config, args.log_level or "info"))
+        return _run_loop(_run(args.config, args.log_level or "info"))
     except (ConfigError, DialplanError, ToolError) as exc:
         print(f"hotline-ivr: {exc}", file=sys.stderr)
         return 2
+
+
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run the service on uvloop when it is installed (``pip install hotline-ivr[fast]``),
+    else on asyncio's own loop.
+
+    uvloop is optional: the service is correct on both. It is ~1.3x the calls per CPU-second
+    here and cuts the key-to-next-command p99 under load several-fold (bench/README.md).
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
