@@ -25,6 +25,7 @@ from ivr.agi.server import FastAgiServer
 from ivr.ami.events import SERVICE_EVENTS
 from ivr.ami.link import AmiLink
 from ivr.ami.protocol import event_whitelist_filter
+from ivr.ami.queues import QueueJoined, QueueLeft, QueueStats
 from ivr.ami.tracker import CallTracker
 from ivr.callflow import CallHandler
 from ivr.config import ConfigError, ServiceConfig
@@ -245,12 +246,21 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
             on_retry=_on_retry(metrics),
         )
         events = metrics.ami_events.labels(node=node.node)
+        queues = QueueStats()
 
-        def on_event(event: Any, tracker: CallTracker = tracker, events: Any = events) -> None:
+        def on_event(
+            event: Any, tracker: CallTracker = tracker, events: Any = events,
+            queues: QueueStats = queues,
+        ) -> None:
             events.inc()
             ended = tracker.apply(event)
             if ended is not None:
                 abandons.on_call_end(ended)
+            waited = queues.apply(event)
+            if isinstance(waited, QueueJoined):
+                metrics.queue_call_joined(waited.queue)
+            elif isinstance(waited, QueueLeft):
+                metrics.queue_call_left(waited.queue, waited.result, waited.wait_seconds)
 
         link.subscribe("*", on_event)
         metrics.ami_connected.labels(node=node.node).set(0)

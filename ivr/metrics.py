@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from importlib import metadata
-from typing import Literal, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from ivr.ami.queues import QueueResult
 
 __all__ = ["HANDOFF_RESULTS", "QUEUE_RESULTS", "Metrics", "QueueResult", "ScrapedCounter"]
 
@@ -32,7 +34,6 @@ _QUEUE_WAIT_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
 # Ticket delivery to the work-order system: seconds when it is up, hours when it was down.
 _DELIVERY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400)
 
-QueueResult = Literal["answered", "abandoned", "exited"]
 QUEUE_RESULTS: tuple[QueueResult, ...] = ("answered", "abandoned", "exited")
 HANDOFF_RESULTS = ("answered", "failed_over", "all_failed", "abandoned")
 _CALL_ERROR_KINDS = ("agi", "internal")

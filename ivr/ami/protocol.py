@@ -18,6 +18,7 @@ replaces the parts that lose data or hide failures:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections import deque
@@ -178,6 +179,9 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         self._max_message_size = max_message_size
         self._initial_log = log or logging.getLogger("ivr.ami")
         self.handler_errors = 0
+        # Set by panoramisk's connection_made too; declared here so their types are known.
+        self.closed: bool = False
+        self.version: str | None = None
         self.handler_tasks: set[asyncio.Task[Any]] = set()
         self.lost: asyncio.Future[BaseException | None] | None = None
         self.parser = AmiParser(max_message_size=max_message_size)
@@ -321,7 +325,7 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
                 if result is not None and asyncio.iscoroutine(result):
                     task = asyncio.get_running_loop().create_task(result)
                     self.handler_tasks.add(task)
-                    task.add_done_callback(lambda done, event=name: self._handler_done(done, event))
+                    task.add_done_callback(functools.partial(self._handler_done, event=name))
 
     def _handler_done(self, task: asyncio.Task[Any], event: str) -> None:
         self.handler_tasks.discard(task)

@@ -67,7 +67,7 @@ async def test_metrics_count_the_calls(hotline: Hotline) -> None:
     assert any(line.startswith("hotline_build_info{version=") for line in body.splitlines())
 
 
-@pytest.mark.xfail(strict=True, reason="wiring in ivr/app.py and ivr/callflow.py (issue 7 change requests)")
+
 async def test_wired_metrics_after_calls(hotline: Hotline) -> None:
     """Queue results, dial attempts, readiness and pre-declared series appear after calls."""
     body = await _metrics_after_calls(hotline)

@@ -1,0 +1,93 @@
+"""Queue figures from app_queue's AMI events: who waits where, and how each wait ended.
+
+Pure: events in, outcomes out. The wiring turns outcomes into the answer rate (接通率) and
+the share answered within 15 s.
+
+app_queue's order: a caller joins (``QueueCallerJoin``); if a member answers, the caller leaves
+(``QueueCallerLeave``) and then ``AgentConnect`` says who took it; if the caller hangs up,
+``QueueCallerAbandon`` comes before ``QueueCallerLeave``. A caller who leaves with neither (a
+queue timeout, a full queue, a redirect) has exited, which shows at that channel's next step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from ivr.ami._parser import AmiMessage
+
+#: The events this needs; the wiring adds them to the link's event filter.
+QUEUE_EVENTS = frozenset(
+    {"QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentConnect",
+     "Newexten", "Hangup"}
+)
+
+
+#: How a wait in a queue ended.
+QueueResult = Literal["answered", "abandoned", "exited"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueJoined:
+    """A caller started waiting in ``queue``."""
+
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLeft:
+    """A caller stopped waiting: answered, abandoned or exited, after ``wait_seconds``."""
+
+    queue: str
+    result: QueueResult
+    wait_seconds: float
+
+
+@dataclass(slots=True)
+class _Waiting:
+    queue: str
+    joined: float
+    left: bool = False
+
+
+class QueueStats:
+    """Follows callers through the agent queues, keyed by the caller channel's Uniqueid."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self._waiting: dict[str, _Waiting] = {}
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting now."""
+        return len(self._waiting)
+
+    def apply(self, event: AmiMessage) -> QueueJoined | QueueLeft | None:
+        """Take one event; say whether a wait began or ended."""
+        name = event.event
+        uniqueid = event.get("Uniqueid")
+        if name == "QueueCallerJoin":
+            queue = event.get("Queue")
+            self._waiting[uniqueid] = _Waiting(queue, self._monotonic())
+            return QueueJoined(queue)
+        waiting = self._waiting.get(uniqueid)
+        if waiting is None:
+            return None
+        if name == "QueueCallerAbandon":
+            return self._end(uniqueid, "abandoned", event)
+        if name == "AgentConnect":
+            return self._end(uniqueid, "answered", event)
+        if name == "QueueCallerLeave":
+            waiting.left = True
+        elif (name == "Newexten" and waiting.left) or name == "Hangup":
+            return self._end(uniqueid, "exited", None)
+        return None
+
+    def _end(self, uniqueid: str, result: QueueResult, event: AmiMessage | None) -> QueueLeft:
+        waiting = self._waiting.pop(uniqueid)
+        hold_time = event.get("HoldTime") if event is not None else ""
+        # Asterisk's HoldTime is whole seconds of the caller's wait; our clock is the fallback.
+        wait = float(hold_time) if hold_time.isdigit() else self._monotonic() - waiting.joined
+        return QueueLeft(waiting.queue, result, wait)
