@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ivr.agi.errors import AgiHangup
-
 from call_transfer import variables
+from ivr.agi.errors import AgiHangup
 
 # An answered call keeps the Dial command running for the whole conversation; the bound
 # only keeps a wedged channel from holding the session for ever.

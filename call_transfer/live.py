@@ -26,10 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from call_transfer.errors import TransferError
 from ivr.ami.errors import AmiActionError, AmiConnectionLost, AmiNotConnected, AmiTimeout
 from ivr.ami.protocol import AmiResponse
-
-from call_transfer.errors import TransferError
 
 __all__ = [
     "AmiSender",
@@ -103,8 +102,11 @@ class LiveTransfers:
         leg then ends), unlike ``BlindTransfer``, which needs a bridge.
         """
         action = {
-            "Action": "Redirect", "Channel": channel, "Context": context,
-            "Exten": exten, "Priority": "1",
+            "Action": "Redirect",
+            "Channel": channel,
+            "Context": context,
+            "Exten": exten,
+            "Priority": "1",
         }
         return await self._send(node, action, timeout)
 
@@ -146,13 +148,18 @@ class LiveTransfers:
         }
         await self._send(node, originate, ring_timeout + _ORIGINATE_MARGIN_S)
         redirect = {
-            "Action": "Redirect", "Channel": caller_channel,
-            "Context": self.conference_context, "Exten": conference, "Priority": "1",
+            "Action": "Redirect",
+            "Channel": caller_channel,
+            "Context": self.conference_context,
+            "Exten": conference,
+            "Priority": "1",
         }
         if agent_channel:
             redirect |= {
-                "ExtraChannel": agent_channel, "ExtraContext": self.conference_context,
-                "ExtraExten": conference, "ExtraPriority": "1",
+                "ExtraChannel": agent_channel,
+                "ExtraContext": self.conference_context,
+                "ExtraExten": conference,
+                "ExtraPriority": "1",
             }
         return await self._send(node, redirect, timeout)
 

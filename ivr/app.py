@@ -8,7 +8,7 @@ one place and a failure half-way through start-up still closes what was opened.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -112,7 +112,7 @@ def build_app(
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 async def _ticket_store(app: web.Application) -> AsyncIterator[None]:
@@ -126,8 +126,9 @@ async def _ticket_store(app: web.Application) -> AsyncIterator[None]:
         except OSError as exc:
             # The store starts anyway and reports itself not writable (readiness, metric, log):
             # calls must keep routing.
-            _log.error("ticket_store.folder_unusable", path=str(tickets.path.parent),
-                       error=str(exc))
+            _log.error(
+                "ticket_store.folder_unusable", path=str(tickets.path.parent), error=str(exc)
+            )
         store = SqliteTicketStore(tickets.path, instance=tickets.instance)
     await store.start()
     app[STORE] = store
@@ -194,10 +195,12 @@ async def _fastagi_server(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
     )
     server = FastAgiServer(
-        ScriptRouter({
-            "ivr": handler,
-            "survey": SurveyHandler(app[STORE], prompts=_survey_prompts(app[ACTIVE].current)),
-        }),
+        ScriptRouter(
+            {
+                "ivr": handler,
+                "survey": SurveyHandler(app[STORE], prompts=_survey_prompts(app[ACTIVE].current)),
+            }
+        ),
         host=config.fastagi.host,
         port=config.fastagi.port,
         allowed_peers=config.fastagi.allowed_peers,
@@ -215,10 +218,12 @@ async def _fastagi_server(app: web.Application) -> AsyncIterator[None]:
 def _survey_prompts(plan: Dialplan) -> SurveyPrompts:
     """The survey's sound files, as Asterisk names them (``hotline/zh/survey``)."""
     defaults = SurveyPrompts()
-    return SurveyPrompts(*(
-        plan.sound(prompt, "zh") if prompt in plan.prompts else prompt
-        for prompt in (defaults.question, defaults.invalid, defaults.thanks)
-    ))
+    return SurveyPrompts(
+        *(
+            plan.sound(prompt, "zh") if prompt in plan.prompts else prompt
+            for prompt in (defaults.question, defaults.invalid, defaults.thanks)
+        )
+    )
 
 
 async def _ami_links(app: web.Application) -> AsyncIterator[None]:
@@ -238,9 +243,7 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
             # Asterisk drops everything else before it is written: ~125 events a call would
             # otherwise be parsed here only to be thrown away. The generated manager.conf does
             # this with eventfilter lines; the Filter action needs the 'system' write class.
-            event_filters=(
-                (event_whitelist_filter(SERVICE_EVENTS),) if node.send_filter else ()
-            ),
+            event_filters=((event_whitelist_filter(SERVICE_EVENTS),) if node.send_filter else ()),
             on_connected=_on_connected(metrics, tracker),
             on_disconnected=_on_disconnected(metrics),
             on_retry=_on_retry(metrics),
@@ -249,7 +252,9 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
         queues = QueueStats()
 
         def on_event(
-            event: Any, tracker: CallTracker = tracker, events: Any = events,
+            event: Any,
+            tracker: CallTracker = tracker,
+            events: Any = events,
             queues: QueueStats = queues,
         ) -> None:
             events.inc()
@@ -282,8 +287,12 @@ def _on_connected(metrics: Metrics, tracker: CallTracker) -> Any:
         # Asterisk keeps no events for a client that was away: rebuild the live-call table.
         listing = await link.send_action({"Action": "CoreShowChannels"})
         ended = tracker.resync(listing.events)
-        _log.info("ami.connected", node=link.node, live_calls=tracker.active_count,
-                  ended_while_away=len(ended))
+        _log.info(
+            "ami.connected",
+            node=link.node,
+            live_calls=tracker.active_count,
+            ended_while_away=len(ended),
+        )
 
     return connected
 

@@ -23,10 +23,14 @@ _RECORDINGS = Path("recordings")
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(prog="hotline-ivr", description=__doc__)
-    parser.add_argument("--log-level", default=None, help="debug, info, warning (default per command)")
+    parser.add_argument(
+        "--log-level", default=None, help="debug, info, warning (default per command)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="run the service against a simulated PBX with sample calls")
+    demo = commands.add_parser(
+        "demo", help="run the service against a simulated PBX with sample calls"
+    )
     demo.add_argument("--dialplans", type=Path, default=Path("dialplans"))
 
     run = commands.add_parser("run", help="run the service against a real Asterisk")
@@ -64,22 +68,41 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
 
 
 def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    validate = commands.add_parser("validate", help="check dialplans: every problem, with file "
-                                   "and line; exit 1 on errors")
-    validate.add_argument("paths", nargs="*", type=Path, default=[_DIALPLANS],
-                          help="dialplan files or folders (default: dialplans/)")
-    validate.add_argument("--recordings", type=Path, default=_RECORDINGS,
-                          help="where prompt recordings live (default: recordings/)")
-    validate.add_argument("--no-recordings", action="store_true",
-                          help="do not check that each prompt has its recording")
+    validate = commands.add_parser(
+        "validate", help="check dialplans: every problem, with file and line; exit 1 on errors"
+    )
+    validate.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        default=[_DIALPLANS],
+        help="dialplan files or folders (default: dialplans/)",
+    )
+    validate.add_argument(
+        "--recordings",
+        type=Path,
+        default=_RECORDINGS,
+        help="where prompt recordings live (default: recordings/)",
+    )
+    validate.add_argument(
+        "--no-recordings",
+        action="store_true",
+        help="do not check that each prompt has its recording",
+    )
 
     simulate = commands.add_parser("simulate", help="walk a line's menus without a PBX")
     simulate.add_argument("--dialplans", type=Path, default=_DIALPLANS)
     simulate.add_argument("--line", required=True, help="the number dialled, e.g. 96119")
-    simulate.add_argument("--keys", default=None,
-                          help="keys pressed, e.g. 2,1 (t: timeout); default: ask on the terminal")
-    simulate.add_argument("--at", default=None,
-                          help='when, in the line\'s timezone, e.g. "2026-10-01 09:00" (default: now)')
+    simulate.add_argument(
+        "--keys",
+        default=None,
+        help="keys pressed, e.g. 2,1 (t: timeout); default: ask on the terminal",
+    )
+    simulate.add_argument(
+        "--at",
+        default=None,
+        help='when, in the line\'s timezone, e.g. "2026-10-01 09:00" (default: now)',
+    )
 
     graph = commands.add_parser("graph", help="draw the menu tree of each line")
     graph.add_argument("--dialplans", type=Path, default=_DIALPLANS)
@@ -87,23 +110,38 @@ def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     graph.add_argument("--line", default=None, help="only this line (default: every line)")
     graph.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
 
-    asterisk = commands.add_parser("asterisk-config", help="write extensions.conf and "
-                                   "manager.conf pieces from the dialplans")
+    asterisk = commands.add_parser(
+        "asterisk-config", help="write extensions.conf and manager.conf pieces from the dialplans"
+    )
     asterisk.add_argument("--dialplans", type=Path, default=_DIALPLANS)
-    asterisk.add_argument("-o", "--output", type=Path, default=Path("deploy/asterisk"),
-                          help="folder to write into (default: deploy/asterisk)")
+    asterisk.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("deploy/asterisk"),
+        help="folder to write into (default: deploy/asterisk)",
+    )
     asterisk.add_argument("--agi-host", default="127.0.0.1", help="where the service listens")
     asterisk.add_argument("--agi-port", type=int, default=4573)
-    asterisk.add_argument("--ami-permit", action="append", default=None, metavar="CIDR",
-                          help="network allowed to log in to AMI (repeatable; default "
-                          "127.0.0.1/32)")
+    asterisk.add_argument(
+        "--ami-permit",
+        action="append",
+        default=None,
+        metavar="CIDR",
+        help="network allowed to log in to AMI (repeatable; default 127.0.0.1/32)",
+    )
 
-    prompts = commands.add_parser("prompts", help="render missing prompt recordings from their "
-                                  "text (espeak-ng and sox)")
+    prompts = commands.add_parser(
+        "prompts", help="render missing prompt recordings from their text (espeak-ng and sox)"
+    )
     prompts.add_argument("--dialplans", type=Path, default=_DIALPLANS)
     prompts.add_argument("--recordings", type=Path, default=_RECORDINGS)
-    prompts.add_argument("--language", choices=("zh", "en"), default=None,
-                         help="only this language (default: every language of the dialplan)")
+    prompts.add_argument(
+        "--language",
+        choices=("zh", "en"),
+        default=None,
+        help="only this language (default: every language of the dialplan)",
+    )
     prompts.add_argument("--force", action="store_true", help="render existing files again")
 
 

@@ -154,9 +154,12 @@ class _Reader:
                     if k.value == key:
                         found = k if key == key_path[-1] else v
                         break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
-                if key < len(node.value):
-                    found = node.value[key]
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(key, int)
+                and key < len(node.value)
+            ):
+                found = node.value[key]
             if found is None:
                 break
             node = found
@@ -164,7 +167,9 @@ class _Reader:
         dotted = ".".join(str(k) for k in key_path) or "(top)"
         return ConfigError(f"{self.path}{line}: {dotted}: {message}")
 
-    def no_unknown(self, key_path: tuple[str | int, ...], data: Mapping[str, Any], known: set[str]) -> None:
+    def no_unknown(
+        self, key_path: tuple[str | int, ...], data: Mapping[str, Any], known: set[str]
+    ) -> None:
         for key in data:
             if key not in known:
                 raise self.error((*key_path, key), f"unknown key (expected one of {sorted(known)})")
@@ -190,22 +195,35 @@ class _Reader:
         return value
 
     def secret(
-        self, key_path: tuple[str | int, ...], data: Mapping[str, Any], name: str, env: Mapping[str, str]
+        self,
+        key_path: tuple[str | int, ...],
+        data: Mapping[str, Any],
+        name: str,
+        env: Mapping[str, str],
     ) -> str:
-        """A secret from ``<name>_env`` (an environment variable) or ``<name>_file``; never inline."""
+        """A secret from ``<name>_env`` (an environment variable) or ``<name>_file``.
+
+        Never inline: a config file is read by more people than a secret should be.
+        """
         if name in data:
-            raise self.error((*key_path, name), f"secrets are not written here: use {name}_env or {name}_file")
+            raise self.error(
+                (*key_path, name), f"secrets are not written here: use {name}_env or {name}_file"
+            )
         if f"{name}_env" in data:
             variable = str(data[f"{name}_env"])
             if variable not in env:
-                raise self.error((*key_path, f"{name}_env"), f"environment variable {variable} is not set")
+                raise self.error(
+                    (*key_path, f"{name}_env"), f"environment variable {variable} is not set"
+                )
             return env[variable]
         if f"{name}_file" in data:
             secret_path = self.path.parent / str(data[f"{name}_file"])
             try:
                 return secret_path.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise self.error((*key_path, f"{name}_file"), f"cannot read: {exc.strerror}") from None
+                raise self.error(
+                    (*key_path, f"{name}_file"), f"cannot read: {exc.strerror}"
+                ) from None
         return ""
 
 
@@ -216,9 +234,9 @@ def _fastagi(reader: _Reader, value: Any) -> FastAgiConfig:
     return FastAgiConfig(
         host=str(data.get("host", "127.0.0.1")),
         port=reader.integer(("fastagi", "port"), data.get("port", 4573), 0, 65535),
-        allowed_peers=None if peers is None else frozenset(
-            str(p) for p in reader.list_of(("fastagi", "allowed_peers"), peers)
-        ),
+        allowed_peers=None
+        if peers is None
+        else frozenset(str(p) for p in reader.list_of(("fastagi", "allowed_peers"), peers)),
     )
 
 
@@ -226,9 +244,19 @@ def _ami_node(reader: _Reader, index: int, value: Any, env: Mapping[str, str]) -
     where: tuple[str | int, ...] = ("ami", index)
     data = reader.mapping(where, value)
     reader.no_unknown(
-        where, data,
-        {"node", "host", "port", "username", "secret", "secret_env", "secret_file", "ping_interval",
-         "send_filter"},
+        where,
+        data,
+        {
+            "node",
+            "host",
+            "port",
+            "username",
+            "secret",
+            "secret_env",
+            "secret_file",
+            "ping_interval",
+            "send_filter",
+        },
     )
     for required in ("node", "host", "username"):
         if required not in data:
@@ -239,7 +267,9 @@ def _ami_node(reader: _Reader, index: int, value: Any, env: Mapping[str, str]) -
         port=reader.integer((*where, "port"), data.get("port", 5038), 1, 65535),
         username=str(data["username"]),
         secret=reader.secret(where, data, "secret", env),
-        ping_interval=float(reader.integer((*where, "ping_interval"), data.get("ping_interval", 10), 1, 3600)),
+        ping_interval=float(
+            reader.integer((*where, "ping_interval"), data.get("ping_interval", 10), 1, 3600)
+        ),
         send_filter=reader.boolean((*where, "send_filter"), data.get("send_filter", False)),
     )
 
@@ -289,9 +319,20 @@ def _delivery(reader: _Reader, value: Any, env: Mapping[str, str]) -> DeliveryCo
     if receiver == "open311":
         section = (*where, "open311")
         o = reader.mapping(section, data["open311"])
-        reader.no_unknown(section, o, {"base_url", "api_key", "api_key_env", "api_key_file",
-                                       "service_codes", "jurisdiction_id", "default_address",
-                                       "timeout_s"})
+        reader.no_unknown(
+            section,
+            o,
+            {
+                "base_url",
+                "api_key",
+                "api_key_env",
+                "api_key_file",
+                "service_codes",
+                "jurisdiction_id",
+                "default_address",
+                "timeout_s",
+            },
+        )
         if "base_url" not in o:
             raise reader.error(section, "missing key 'base_url'")
         codes = dict(reader.mapping((*section, "service_codes"), o.get("service_codes") or {}))
@@ -304,7 +345,9 @@ def _delivery(reader: _Reader, value: Any, env: Mapping[str, str]) -> DeliveryCo
             ),
             jurisdiction_id=str(o.get("jurisdiction_id", "")),
             default_address=str(o.get("default_address", "")),
-            timeout_s=float(reader.integer((*section, "timeout_s"), o.get("timeout_s", 10), 1, 300)),
+            timeout_s=float(
+                reader.integer((*section, "timeout_s"), o.get("timeout_s", 10), 1, 300)
+            ),
         )
     else:
         section = (*where, "webhook")
@@ -315,13 +358,17 @@ def _delivery(reader: _Reader, value: Any, env: Mapping[str, str]) -> DeliveryCo
         webhook = WebhookConfig(
             url=str(w["url"]),
             token=reader.secret(section, w, "token", env),
-            timeout_s=float(reader.integer((*section, "timeout_s"), w.get("timeout_s", 10), 1, 300)),
+            timeout_s=float(
+                reader.integer((*section, "timeout_s"), w.get("timeout_s", 10), 1, 300)
+            ),
         )
     return DeliveryConfig(
         receiver=receiver,
         open311=open311,
         webhook=webhook,
-        max_attempts=reader.integer((*where, "max_attempts"), data.get("max_attempts", 10), 1, 1000),
+        max_attempts=reader.integer(
+            (*where, "max_attempts"), data.get("max_attempts", 10), 1, 1000
+        ),
         lease_s=float(reader.integer((*where, "lease_s"), data.get("lease_s", 120), 5, 86400)),
     )
 
@@ -329,8 +376,19 @@ def _delivery(reader: _Reader, value: Any, env: Mapping[str, str]) -> DeliveryCo
 def _callbacks(reader: _Reader, value: Any) -> CallbacksConfig:
     where: tuple[str | int, ...] = ("callbacks",)
     data = reader.mapping(where, value)
-    reader.no_unknown(where, data, {"schedule", "channel", "context", "caller_id", "max_attempts",
-                                    "retry_after_minutes", "rate_per_minute"})
+    reader.no_unknown(
+        where,
+        data,
+        {
+            "schedule",
+            "channel",
+            "context",
+            "caller_id",
+            "max_attempts",
+            "retry_after_minutes",
+            "rate_per_minute",
+        },
+    )
     if "schedule" not in data:
         raise reader.error(where, "missing key 'schedule' (a schedule id of the dialplan)")
     defaults = CallbackPolicy()
@@ -340,10 +398,16 @@ def _callbacks(reader: _Reader, value: Any) -> CallbacksConfig:
             channel=str(data.get("channel", defaults.channel)),
             context=str(data.get("context", defaults.context)),
             caller_id=str(data.get("caller_id", defaults.caller_id)),
-            max_attempts=reader.integer((*where, "max_attempts"), data.get("max_attempts", 3), 1, 20),
-            retry_after=timedelta(minutes=reader.integer(
-                (*where, "retry_after_minutes"), data.get("retry_after_minutes", 30), 1, 10080)),
-            rate_per_minute=float(reader.integer(
-                (*where, "rate_per_minute"), data.get("rate_per_minute", 10), 1, 600)),
+            max_attempts=reader.integer(
+                (*where, "max_attempts"), data.get("max_attempts", 3), 1, 20
+            ),
+            retry_after=timedelta(
+                minutes=reader.integer(
+                    (*where, "retry_after_minutes"), data.get("retry_after_minutes", 30), 1, 10080
+                )
+            ),
+            rate_per_minute=float(
+                reader.integer((*where, "rate_per_minute"), data.get("rate_per_minute", 10), 1, 600)
+            ),
         ),
     )

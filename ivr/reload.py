@@ -74,8 +74,11 @@ class ActiveDialplan:
                 plan = await asyncio.to_thread(load_dialplan, self._paths)
             except DialplanError as exc:
                 self._metrics.dialplan_reloaded(None)
-                self._log.error("dialplan.reload_refused", version=old.version,
-                                problems=[str(p) for p in exc.problems])
+                self._log.error(
+                    "dialplan.reload_refused",
+                    version=old.version,
+                    problems=[str(p) for p in exc.problems],
+                )
                 return ReloadResult(False, old.version, tuple(exc.problems))
             self._current = plan
             self.loaded_at = self._clock()

@@ -157,7 +157,9 @@ class CallbackScheduler:
             "Priority": "1",
             "CallerID": policy.caller_id,
             "Timeout": str(round(policy.ring_timeout_s * 1000)),
-            "Variable": f"{HOTLINE_TICKET}={ticket.ticket_id},{HOTLINE_CALLBACK_REASON}={item.reason}",
+            "Variable": (
+                f"{HOTLINE_TICKET}={ticket.ticket_id},{HOTLINE_CALLBACK_REASON}={item.reason}"
+            ),
             "Async": "true",
         }
         log = _log.bind(ticket_id=ticket.ticket_id, reason=item.reason)

@@ -352,7 +352,8 @@ class AmiLink:
                 protocol.forget(ping)
                 self.log.warning(
                     "AMI Ping to %s unanswered for %.2f s: link declared dead",
-                    self.node, self.ping_interval,
+                    self.node,
+                    self.ping_interval,
                 )
                 protocol.abort()
                 return

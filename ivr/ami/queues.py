@@ -20,8 +20,14 @@ from ivr.ami._parser import AmiMessage
 
 #: The events this needs; the wiring adds them to the link's event filter.
 QUEUE_EVENTS = frozenset(
-    {"QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentConnect",
-     "Newexten", "Hangup"}
+    {
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "AgentConnect",
+        "Newexten",
+        "Hangup",
+    }
 )
 
 

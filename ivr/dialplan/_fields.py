@@ -60,8 +60,9 @@ class Reader:
         self.report(node.mark, path, f"expected a mapping, found {_describe(node)}")
         return None
 
-    def fields(self, node: YMap, path: str, required: Collection[str],
-               optional: Collection[str]) -> bool:
+    def fields(
+        self, node: YMap, path: str, required: Collection[str], optional: Collection[str]
+    ) -> bool:
         """Report unknown and missing keys of ``node``; True if no required key is missing.
 
         An unknown key does not stop the reading of the others, so their mistakes show too.
@@ -71,8 +72,11 @@ class Reader:
         for key, _ in node.items:
             if key.value not in allowed:
                 expected = ", ".join(allowed)
-                self.report(key.mark, join(path, key.value),
-                            f"unknown key {key.value!r} (expected one of: {expected})")
+                self.report(
+                    key.mark,
+                    join(path, key.value),
+                    f"unknown key {key.value!r} (expected one of: {expected})",
+                )
         for name in required:
             if node.get(name) is None:
                 self.report(node.mark, path, f"missing required key {name!r}")
@@ -90,8 +94,9 @@ class Reader:
         """An id: letters, digits, ``_``, ``-`` and ``.``, starting with a letter or digit."""
         value = self.text(node, path)
         if value is not None and not _ID.match(value):
-            self.report(node.mark, path,
-                        f"{value!r} is not a valid id (letters, digits, '_', '-', '.')")
+            self.report(
+                node.mark, path, f"{value!r} is not a valid id (letters, digits, '_', '-', '.')"
+            )
             return None
         return value
 

@@ -65,8 +65,12 @@ def read_action(reader: Reader, node: YNode, path: str) -> Action | None:
     if isinstance(node, YScalar):
         verb = _BARE_VERBS.get(node.value)
         if verb is None:
-            reader.report(node.mark, path, f"{node.value!r} is not an action; write back, repeat, "
-                          "hangup or a mapping such as {queue: general}")
+            reader.report(
+                node.mark,
+                path,
+                f"{node.value!r} is not an action; write back, repeat, "
+                "hangup or a mapping such as {queue: general}",
+            )
             return None
         return Action(verb)
     if not isinstance(node, YMap):
@@ -111,12 +115,17 @@ def read_action(reader: Reader, node: YNode, path: str) -> Action | None:
     return Action(kind, target, request_kind, urgency, announce, then_back)
 
 
-def routing_fallback(reader: Reader, action: Action | None, node: YNode,
-                     path: str) -> Action | None:
+def routing_fallback(
+    reader: Reader, action: Action | None, node: YNode, path: str
+) -> Action | None:
     """A menu's fallback must reach a person: a queue, department, message or callback."""
     if action is not None and action.kind not in _ROUTING:
-        reader.report(node.mark, path, "a fallback must be queue, department, message or "
-                      f"callback, so nobody is left in silence; found {action.kind.value}")
+        reader.report(
+            node.mark,
+            path,
+            "a fallback must be queue, department, message or "
+            f"callback, so nobody is left in silence; found {action.kind.value}",
+        )
         return None
     return action
 
@@ -132,8 +141,9 @@ def read_keys(reader: Reader, node: YNode, path: str) -> dict[str, Action]:
     for key, value in mapping.items:
         key_path = join(path, key.value)
         if len(key.value) != 1 or key.value not in DTMF_KEYS:
-            reader.report(key.mark, key_path,
-                          f"{key.value!r} is not a phone key (one of 0-9, * and #)")
+            reader.report(
+                key.mark, key_path, f"{key.value!r} is not a phone key (one of 0-9, * and #)"
+            )
             continue
         action = read_action(reader, value, key_path)
         if action is not None:
@@ -141,8 +151,9 @@ def read_keys(reader: Reader, node: YNode, path: str) -> dict[str, Action]:
     return keys
 
 
-def read_prompt(reader: Reader, prompt_id: str, node: YNode, path: str,
-                languages: tuple[str, ...]) -> Prompt | None:
+def read_prompt(
+    reader: Reader, prompt_id: str, node: YNode, path: str, languages: tuple[str, ...]
+) -> Prompt | None:
     """A prompt: texts by language, Mandarin required."""
     mapping = reader.mapping(node, path)
     if mapping is None:
@@ -151,16 +162,20 @@ def read_prompt(reader: Reader, prompt_id: str, node: YNode, path: str,
     for key, value in mapping.items:
         text = reader.text(value, join(path, key.value))
         if key.value not in languages:
-            reader.report(key.mark, join(path, key.value),
-                          f"language {key.value!r} is not in settings.languages")
+            reader.report(
+                key.mark,
+                join(path, key.value),
+                f"language {key.value!r} is not in settings.languages",
+            )
         elif text is not None:
             texts[key.value] = text
     if "zh" not in texts and not any(key.value == "zh" for key, _ in mapping.items):
         reader.report(mapping.mark, path, "missing required key 'zh' (the Mandarin text)")
     for language in languages:
         if language != "zh" and language not in texts:
-            reader.report(mapping.mark, path, f"no {language!r} text; the zh recording is used",
-                          "warning")
+            reader.report(
+                mapping.mark, path, f"no {language!r} text; the zh recording is used", "warning"
+            )
     return Prompt(prompt_id, MappingProxyType(texts))
 
 
@@ -174,12 +189,14 @@ def read_queue(reader: Reader, queue_id: str, node: YNode, path: str) -> Queue |
     return Queue(queue_id, name, label) if name and label else None
 
 
-def read_department(reader: Reader, department_id: str, node: YNode,
-                    path: str) -> Department | None:
+def read_department(
+    reader: Reader, department_id: str, node: YNode, path: str
+) -> Department | None:
     """An agency: a label and exactly one of a dial string, dial targets or an Asterisk queue."""
     mapping = reader.mapping(node, path)
-    if mapping is None or not reader.fields(mapping, path, ("label",),
-                                            ("dial", "targets", "queue")):
+    if mapping is None or not reader.fields(
+        mapping, path, ("label",), ("dial", "targets", "queue")
+    ):
         return None
     label = reader.text(mapping.get("label") or mapping, join(path, "label"))
     dial_node, queue_node = mapping.get("dial"), mapping.get("queue")
@@ -193,32 +210,41 @@ def read_department(reader: Reader, department_id: str, node: YNode,
         dial = reader.text(dial_node, join(path, "dial"))
         targets = (DialTarget(dial, DEPARTMENT_DIAL_TIMEOUT_S),) if dial is not None else None
     elif targets_node is not None:
-        targets = _read_targets(reader, targets_node, join(path, "targets"),
-                                DEPARTMENT_DIAL_TIMEOUT_S)
+        targets = _read_targets(
+            reader, targets_node, join(path, "targets"), DEPARTMENT_DIAL_TIMEOUT_S
+        )
     if label is None or queue is None or targets is None:
         return None
     return Department(department_id, label, targets[0].dial if targets else "", queue, targets)
 
 
-def _read_targets(reader: Reader, node: YNode, path: str,
-                  default_timeout: int) -> tuple[DialTarget, ...] | None:
+def _read_targets(
+    reader: Reader, node: YNode, path: str, default_timeout: int
+) -> tuple[DialTarget, ...] | None:
     """A non-empty list of ``{dial, timeout}`` in failover order; None if any is unusable."""
     if not isinstance(node, YList) or not node.items:
         reader.report(node.mark, path, "expected a non-empty list of {dial, timeout}")
         return None
-    targets = [_read_target(reader, item, join(path, str(index)), default_timeout)
-               for index, item in enumerate(node.items)]
+    targets = [
+        _read_target(reader, item, join(path, str(index)), default_timeout)
+        for index, item in enumerate(node.items)
+    ]
     usable = tuple(target for target in targets if target is not None)
     return usable if len(usable) == len(targets) else None
 
 
-def read_emergency(reader: Reader, service_id: str, key: YScalar, node: YNode,
-                   path: str) -> EmergencyService | None:
+def read_emergency(
+    reader: Reader, service_id: str, key: YScalar, node: YNode, path: str
+) -> EmergencyService | None:
     """An emergency service with its dial targets in failover order."""
     expected = EMERGENCY_NUMBERS.get(service_id)
     if expected is None:
-        reader.report(key.mark, path, f"unknown emergency service {service_id!r} "
-                      f"(expected one of: {', '.join(EMERGENCY_NUMBERS)})")
+        reader.report(
+            key.mark,
+            path,
+            f"unknown emergency service {service_id!r} "
+            f"(expected one of: {', '.join(EMERGENCY_NUMBERS)})",
+        )
         return None
     mapping = reader.mapping(node, path)
     if mapping is None or not reader.fields(mapping, path, ("number", "label", "targets"), ()):
@@ -226,18 +252,21 @@ def read_emergency(reader: Reader, service_id: str, key: YScalar, node: YNode,
     number_node = mapping.get("number") or mapping
     number = reader.text(number_node, join(path, "number"))
     if number is not None and number != expected:
-        reader.report(number_node.mark, join(path, "number"),
-                      f"the {service_id} service is {expected}, not {number}")
+        reader.report(
+            number_node.mark,
+            join(path, "number"),
+            f"the {service_id} service is {expected}, not {number}",
+        )
     label = reader.text(mapping.get("label") or mapping, join(path, "label"))
-    targets = _read_targets(reader, mapping.get("targets") or mapping, join(path, "targets"),
-                            EMERGENCY_DIAL_TIMEOUT_S)
+    targets = _read_targets(
+        reader, mapping.get("targets") or mapping, join(path, "targets"), EMERGENCY_DIAL_TIMEOUT_S
+    )
     if label is None or number != expected or targets is None:
         return None
     return EmergencyService(service_id, expected, label, targets)
 
 
-def _read_target(reader: Reader, node: YNode, path: str,
-                 default_timeout: int) -> DialTarget | None:
+def _read_target(reader: Reader, node: YNode, path: str, default_timeout: int) -> DialTarget | None:
     mapping = reader.mapping(node, path)
     if mapping is None or not reader.fields(mapping, path, ("dial",), ("timeout",)):
         return None
@@ -266,22 +295,33 @@ def read_schedule(reader: Reader, schedule_id: str, node: YNode, path: str) -> S
     weekly = _read_weekly(reader, mapping.get("weekly") or mapping, join(path, "weekly"))
     holidays = _read_dates(reader, mapping.get("holidays"), join(path, "holidays"), {})
     makeup_marks: dict[date, Mark] = {}
-    makeup = _read_dates(reader, mapping.get("makeup_days"), join(path, "makeup_days"),
-                         makeup_marks)
+    makeup = _read_dates(
+        reader, mapping.get("makeup_days"), join(path, "makeup_days"), makeup_marks
+    )
     for day in sorted(holidays.keys() & makeup.keys()):
-        reader.report(makeup_marks[day], join(path, "makeup_days"),
-                      f"{day.isoformat()} is both a holiday and a make-up working day")
+        reader.report(
+            makeup_marks[day],
+            join(path, "makeup_days"),
+            f"{day.isoformat()} is both a holiday and a make-up working day",
+        )
     makeup_hours: tuple[TimeRange, ...] | None = weekly[0] if weekly else ()
     if (hours_node := mapping.get("makeup_hours")) is not None:
         makeup_hours = _read_ranges(reader, hours_node, join(path, "makeup_hours"))
     if zone is None or weekly is None or makeup_hours is None:
         return None
-    return Schedule(schedule_id, zone, weekly, MappingProxyType(holidays),
-                    MappingProxyType(makeup), makeup_hours)
+    return Schedule(
+        schedule_id,
+        zone,
+        weekly,
+        MappingProxyType(holidays),
+        MappingProxyType(makeup),
+        makeup_hours,
+    )
 
 
-def _read_weekly(reader: Reader, node: YNode,
-                 path: str) -> tuple[tuple[TimeRange, ...], ...] | None:
+def _read_weekly(
+    reader: Reader, node: YNode, path: str
+) -> tuple[tuple[TimeRange, ...], ...] | None:
     mapping = reader.mapping(node, path)
     if mapping is None or not reader.fields(mapping, path, (), WEEKDAYS):
         return None
@@ -308,16 +348,23 @@ def _read_ranges(reader: Reader, node: YNode, path: str) -> tuple[TimeRange, ...
         minutes = [int(part) for part in match.groups()] if match else []
         start = minutes[0] * 60 + minutes[1] if minutes else -1
         end = minutes[2] * 60 + minutes[3] if minutes else -1
-        if (not minutes or minutes[1] > 59 or minutes[3] > 59 or minutes[0] > 23
-                or end > 24 * 60 or start >= end):
+        if (
+            not minutes
+            or minutes[1] > 59
+            or minutes[3] > 59
+            or minutes[0] > 23
+            or end > 24 * 60
+            or start >= end
+        ):
             reader.report(item.mark, path, f"{text!r} is not a time range like 08:30-12:00")
             return None
         ranges.append(TimeRange(start, end))
     return tuple(sorted(ranges, key=lambda r: r.start))
 
 
-def _read_dates(reader: Reader, node: YNode | None, path: str,
-                marks: dict[date, Mark]) -> dict[date, str]:
+def _read_dates(
+    reader: Reader, node: YNode | None, path: str, marks: dict[date, Mark]
+) -> dict[date, str]:
     """Dates with a name: ``2026-10-01: 国庆节`` (a plain list of dates works too).
 
     ``marks`` receives where each date was written.
@@ -332,16 +379,20 @@ def _read_dates(reader: Reader, node: YNode | None, path: str,
     else:
         mapping = reader.mapping(node, path)
         for key, value in mapping.items if mapping else ():
-            name = reader.text(value, join(path, key.value)) if not (
-                isinstance(value, YScalar) and value.tag == "null") else ""
+            name = (
+                reader.text(value, join(path, key.value))
+                if not (isinstance(value, YScalar) and value.tag == "null")
+                else ""
+            )
             entries.append((key, name or ""))
     days: dict[date, str] = {}
     for item, name in entries:
         try:
             day = date.fromisoformat(item.value)
         except ValueError:
-            reader.report(item.mark, join(path, item.value),
-                          f"{item.value!r} is not a date like 2026-10-01")
+            reader.report(
+                item.mark, join(path, item.value), f"{item.value!r} is not a date like 2026-10-01"
+            )
             continue
         if day in days:
             reader.report(item.mark, join(path, item.value), f"{item.value} is listed twice")

@@ -116,13 +116,19 @@ class _Converter:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problem(key_node, path, "a key must be a plain value, not a list or mapping")
                 continue
-            key = YScalar(str(key_node.value), key_node.tag.removeprefix(_TAG_PREFIX),
-                          _mark(self.file, key_node))
+            key = YScalar(
+                str(key_node.value),
+                key_node.tag.removeprefix(_TAG_PREFIX),
+                _mark(self.file, key_node),
+            )
             key_path = _join(path, key.value)
             first = seen.get(key.value)
             if first is not None:
-                self.problem(key_node, key_path,
-                             f"duplicate key {key.value!r} (first at line {first.mark.line})")
+                self.problem(
+                    key_node,
+                    key_path,
+                    f"duplicate key {key.value!r} (first at line {first.mark.line})",
+                )
                 continue
             seen[key.value] = key
             value = self.convert(value_node, key_path)

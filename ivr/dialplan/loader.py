@@ -23,8 +23,8 @@ from ivr.dialplan._sections import (
 from ivr.dialplan._yaml import Mark, YNode, YScalar, parse_yaml
 from ivr.dialplan.errors import DialplanError, Problem
 from ivr.dialplan.model import (
-    EMERGENCY_FAILED_PROMPT,
     AFTERCALL_PROMPTS,
+    EMERGENCY_FAILED_PROMPT,
     FALLBACK_EMERGENCY_PROMPT,
     Action,
     ActionKind,
@@ -37,12 +37,27 @@ from ivr.engine.route import RequestKind, Urgency
 
 T = TypeVar("T")
 
-SECTIONS = ("settings", "prompts", "queues", "departments", "emergency", "schedules",
-            "lines", "menus")
+SECTIONS = (
+    "settings",
+    "prompts",
+    "queues",
+    "departments",
+    "emergency",
+    "schedules",
+    "lines",
+    "menus",
+)
 _SETTINGS_REQUIRED = ("default_queue", "supervisor_queue")
 _SETTINGS_OPTIONAL = ("main_line", "languages", "sounds_prefix")
-_MENU_OPTIONAL = ("timeout", "retries", "invalid_prompt", "timeout_prompt", "fallback",
-                  "kind", "urgency")
+_MENU_OPTIONAL = (
+    "timeout",
+    "retries",
+    "invalid_prompt",
+    "timeout_prompt",
+    "fallback",
+    "kind",
+    "urgency",
+)
 _LINE_OPTIONAL = ("schedule", "closed", "aliases", "urgency")
 
 
@@ -118,8 +133,12 @@ def _read_files(reader: Reader, paths: Sequence[Path]) -> _Sources:
     return sources
 
 
-def _section(reader: Reader, sources: _Sources, name: str,
-             read: Callable[[str, YScalar, YNode, str], T | None]) -> _Defined[T]:
+def _section(
+    reader: Reader,
+    sources: _Sources,
+    name: str,
+    read: Callable[[str, YScalar, YNode, str], T | None],
+) -> _Defined[T]:
     """Read every entry of a section across files; an id defined twice is an error."""
     defined: _Defined[T] = _Defined()
     for _, node, _file in sources.sections.get(name, []):
@@ -131,8 +150,11 @@ def _section(reader: Reader, sources: _Sources, name: str,
                 continue
             if object_id in defined.marks:
                 first = defined.marks[object_id]
-                reader.report(key.mark, path, f"{name} {object_id!r} is already defined at "
-                              f"{first.file}:{first.line}")
+                reader.report(
+                    key.mark,
+                    path,
+                    f"{name} {object_id!r} is already defined at {first.file}:{first.line}",
+                )
                 continue
             defined.marks[object_id] = key.mark
             result = read(object_id, key, value, path)
@@ -155,14 +177,16 @@ def _read_settings(reader: Reader, sources: _Sources) -> _Settings | None:
     entries = sources.sections.get("settings", [])
     if not entries:
         if sources.files and not sources.unreadable:
-            reader.report(Mark(sources.files[0], 1, 1), "settings",
-                          "missing required section 'settings'")
+            reader.report(
+                Mark(sources.files[0], 1, 1), "settings", "missing required section 'settings'"
+            )
         return None
     for key, _, _file in entries[1:]:
         reader.report(key.mark, "settings", "settings may be given in one file only")
     mapping = reader.mapping(entries[0][1], "settings")
-    if mapping is None or not reader.fields(mapping, "settings", _SETTINGS_REQUIRED,
-                                            _SETTINGS_OPTIONAL):
+    if mapping is None or not reader.fields(
+        mapping, "settings", _SETTINGS_REQUIRED, _SETTINGS_OPTIONAL
+    ):
         return None
     values: dict[str, str | None] = {"main_line": "12345", "sounds_prefix": "hotline"}
     for name in ("main_line", "default_queue", "supervisor_queue", "sounds_prefix"):
@@ -176,27 +200,35 @@ def _read_settings(reader: Reader, sources: _Sources) -> _Settings | None:
         languages = tuple(text for text, _ in reader.texts(node, "settings.languages") or ())
         if "zh" not in languages:
             reader.report(node.mark, "settings.languages", "must include zh (Mandarin)")
-    main, default, supervisor, prefix = (values["main_line"], values["default_queue"],
-                                         values["supervisor_queue"], values["sounds_prefix"])
+    main, default, supervisor, prefix = (
+        values["main_line"],
+        values["default_queue"],
+        values["supervisor_queue"],
+        values["sounds_prefix"],
+    )
     if main is None or default is None or supervisor is None or prefix is None:
         return None
-    return _Settings(normalise_number(main), default, supervisor, languages, prefix,
-                     mapping.mark)
+    return _Settings(normalise_number(main), default, supervisor, languages, prefix, mapping.mark)
 
 
-def _read_menu(reader: Reader, settings: _Settings, menu_id: str, node: YNode,
-               path: str) -> Menu | None:
+def _read_menu(
+    reader: Reader, settings: _Settings, menu_id: str, node: YNode, path: str
+) -> Menu | None:
     mapping = reader.mapping(node, path)
     if mapping is None or not reader.fields(mapping, path, ("prompt", "keys"), _MENU_OPTIONAL):
         return None
     prompts: dict[str, str | None] = {}
-    for name, default in (("prompt", ""), ("invalid_prompt", "invalid"),
-                          ("timeout_prompt", "timeout")):
+    for name, default in (
+        ("prompt", ""),
+        ("invalid_prompt", "invalid"),
+        ("timeout_prompt", "timeout"),
+    ):
         value_node = mapping.get(name)
         prompts[name] = reader.ident(value_node, join(path, name)) if value_node else default
         note = "" if value_node else "the default"
-        reader.refer("prompt", prompts[name] or "", (value_node or mapping).mark,
-                     join(path, name), note)
+        reader.refer(
+            "prompt", prompts[name] or "", (value_node or mapping).mark, join(path, name), note
+        )
     keys = read_keys(reader, mapping.get("keys") or mapping, join(path, "keys"))
     timeout: float | None = 5.0
     if (timeout_node := mapping.get("timeout")) is not None:
@@ -207,31 +239,60 @@ def _read_menu(reader: Reader, settings: _Settings, menu_id: str, node: YNode,
     fallback_node = mapping.get("fallback")
     if fallback_node is not None:
         fallback = routing_fallback(
-            reader, read_action(reader, fallback_node, join(path, "fallback")),
-            fallback_node, join(path, "fallback"))
+            reader,
+            read_action(reader, fallback_node, join(path, "fallback")),
+            fallback_node,
+            join(path, "fallback"),
+        )
     else:
-        fallback = Action(ActionKind.QUEUE, settings.default_queue,
-                          announce=("transferring",))
+        fallback = Action(ActionKind.QUEUE, settings.default_queue, announce=("transferring",))
         reader.refer("prompt", "transferring", mapping.mark, path, "the default announcement")
     kind = urgency = None
     if (kind_node := mapping.get("kind")) is not None:
         kind = reader.choice(kind_node, join(path, "kind"), RequestKind)
     if (urgency_node := mapping.get("urgency")) is not None:
         urgency = reader.choice(urgency_node, join(path, "urgency"), Urgency)
-    prompt, invalid, timed_out = (prompts["prompt"], prompts["invalid_prompt"],
-                                  prompts["timeout_prompt"])
-    if (prompt is None or invalid is None or timed_out is None or timeout is None
-            or retries is None or fallback is None):
+    prompt, invalid, timed_out = (
+        prompts["prompt"],
+        prompts["invalid_prompt"],
+        prompts["timeout_prompt"],
+    )
+    if (
+        prompt is None
+        or invalid is None
+        or timed_out is None
+        or timeout is None
+        or retries is None
+        or fallback is None
+    ):
         return None
-    return Menu(menu_id, prompt, MappingProxyType(keys), fallback, timeout, retries, invalid,
-                timed_out, kind, urgency)
+    return Menu(
+        menu_id,
+        prompt,
+        MappingProxyType(keys),
+        fallback,
+        timeout,
+        retries,
+        invalid,
+        timed_out,
+        kind,
+        urgency,
+    )
 
 
-def _read_line(reader: Reader, settings: _Settings, sources: _Sources, number: str,
-               key: YScalar, node: YNode, path: str) -> Line | None:
+def _read_line(
+    reader: Reader,
+    settings: _Settings,
+    sources: _Sources,
+    number: str,
+    key: YScalar,
+    node: YNode,
+    path: str,
+) -> Line | None:
     mapping = reader.mapping(node, path)
-    if mapping is None or not reader.fields(mapping, path, ("label", "kind", "menu"),
-                                            _LINE_OPTIONAL):
+    if mapping is None or not reader.fields(
+        mapping, path, ("label", "kind", "menu"), _LINE_OPTIONAL
+    ):
         return None
     label = reader.text(mapping.get("label") or mapping, join(path, "label"))
     kind = reader.choice(mapping.get("kind") or mapping, join(path, "kind"), RequestKind)
@@ -251,19 +312,21 @@ def _read_line(reader: Reader, settings: _Settings, sources: _Sources, number: s
     if (closed_node := mapping.get("closed")) is not None:
         closed = read_action(reader, closed_node, join(path, "closed"))
         if closed is not None and closed.kind in (ActionKind.BACK, ActionKind.REPEAT):
-            reader.report(closed_node.mark, join(path, "closed"),
-                          "back and repeat mean nothing before a menu was played")
+            reader.report(
+                closed_node.mark,
+                join(path, "closed"),
+                "back and repeat mean nothing before a menu was played",
+            )
             closed = None
     else:
         closed = Action(ActionKind.MESSAGE, settings.default_queue, announce=("closed",))
         if schedule is not None:
-            reader.refer("prompt", "closed", mapping.mark, path,
-                         "the default closed announcement")
+            reader.refer("prompt", "closed", mapping.mark, path, "the default closed announcement")
     aliases: tuple[str, ...] = ()
     if (aliases_node := mapping.get("aliases")) is not None:
         found = reader.texts(aliases_node, join(path, "aliases")) or ()
         aliases = tuple(normalise_number(text) for text, _ in found)
-        for alias, (_, alias_node) in zip(aliases, found):
+        for alias, (_, alias_node) in zip(aliases, found, strict=True):
             sources.claims.append((alias, number, alias_node.mark, join(path, "aliases")))
     sources.claims.append((number, number, key.mark, path))
     if label is None or kind is None or menu is None or urgency is None or closed is None:
@@ -278,8 +341,9 @@ def _line_numbers(reader: Reader, sources: _Sources) -> dict[str, str]:
         if not number.isdigit():
             reader.report(mark, path, f"{number!r} is not a phone number (digits only)")
         elif numbers.get(number, line_number) != line_number:
-            reader.report(mark, path, f"number {number} is already claimed by line "
-                          f"{numbers[number]}")
+            reader.report(
+                mark, path, f"number {number} is already claimed by line {numbers[number]}"
+            )
         else:
             numbers[number] = line_number
     return numbers
@@ -290,20 +354,52 @@ def _build(reader: Reader, sources: _Sources) -> Dialplan | None:
     settings = _read_settings(reader, sources)
     # Without valid settings the other sections are still read, so all mistakes show at once.
     usable = settings or _Settings("12345", "", "", ("zh",), "hotline", Mark("dialplan", 1, 1))
-    prompts = _section(reader, sources, "prompts", lambda object_id, _key, node, path:
-                       read_prompt(reader, object_id, node, path, usable.languages))
-    queues = _section(reader, sources, "queues", lambda object_id, _key, node, path:
-                      read_queue(reader, object_id, node, path))
-    departments = _section(reader, sources, "departments", lambda object_id, _key, node, path:
-                           read_department(reader, object_id, node, path))
-    emergency = _section(reader, sources, "emergency", lambda object_id, key, node, path:
-                         read_emergency(reader, object_id, key, node, path))
-    schedules = _section(reader, sources, "schedules", lambda object_id, _key, node, path:
-                         read_schedule(reader, object_id, node, path))
-    lines = _section(reader, sources, "lines", lambda number, key, node, path:
-                     _read_line(reader, usable, sources, number, key, node, path))
-    menus = _section(reader, sources, "menus", lambda object_id, _key, node, path:
-                     _read_menu(reader, usable, object_id, node, path))
+    prompts = _section(
+        reader,
+        sources,
+        "prompts",
+        lambda object_id, _key, node, path: read_prompt(
+            reader, object_id, node, path, usable.languages
+        ),
+    )
+    queues = _section(
+        reader,
+        sources,
+        "queues",
+        lambda object_id, _key, node, path: read_queue(reader, object_id, node, path),
+    )
+    departments = _section(
+        reader,
+        sources,
+        "departments",
+        lambda object_id, _key, node, path: read_department(reader, object_id, node, path),
+    )
+    emergency = _section(
+        reader,
+        sources,
+        "emergency",
+        lambda object_id, key, node, path: read_emergency(reader, object_id, key, node, path),
+    )
+    schedules = _section(
+        reader,
+        sources,
+        "schedules",
+        lambda object_id, _key, node, path: read_schedule(reader, object_id, node, path),
+    )
+    lines = _section(
+        reader,
+        sources,
+        "lines",
+        lambda number, key, node, path: _read_line(
+            reader, usable, sources, number, key, node, path
+        ),
+    )
+    menus = _section(
+        reader,
+        sources,
+        "menus",
+        lambda object_id, _key, node, path: _read_menu(reader, usable, object_id, node, path),
+    )
     for prompt_id in (FALLBACK_EMERGENCY_PROMPT, *AFTERCALL_PROMPTS):
         # Played by the generated Asterisk fallback or after the call, not by a menu: in use
         # when defined.
@@ -311,28 +407,47 @@ def _build(reader: Reader, sources: _Sources) -> Dialplan | None:
             reader.refer("prompt", prompt_id, prompts.marks[prompt_id], join("prompts", prompt_id))
     if emergency.marks and settings is not None:
         # Spoken by the service when no emergency route answers; it must never be missing.
-        reader.refer("prompt", EMERGENCY_FAILED_PROMPT, settings.mark, "settings",
-                     "spoken when every emergency route fails")
+        reader.refer(
+            "prompt",
+            EMERGENCY_FAILED_PROMPT,
+            settings.mark,
+            "settings",
+            "spoken when every emergency route fails",
+        )
     defined: dict[str, _Defined[Any]] = {
-        "prompt": prompts, "queue": queues, "department": departments,
-        "emergency": emergency, "schedule": schedules, "menu": menus,
+        "prompt": prompts,
+        "queue": queues,
+        "department": departments,
+        "emergency": emergency,
+        "schedule": schedules,
+        "menu": menus,
     }
     used: dict[str, set[str]] = {kind: set() for kind in defined}
     for reference in reader.references:
         used[reference.kind].add(reference.target)
         if reference.target not in defined[reference.kind].marks:
             note = f" ({reference.note})" if reference.note else ""
-            reader.report(reference.mark, reference.path,
-                          f"unknown {reference.kind} {reference.target!r}{note}")
+            reader.report(
+                reference.mark,
+                reference.path,
+                f"unknown {reference.kind} {reference.target!r}{note}",
+            )
     for kind in ("queue", "department", "menu", "prompt", "schedule"):
         for object_id, mark in defined[kind].marks.items():
             if object_id not in used[kind]:
-                reader.report(mark, join(_SECTION_OF[kind], object_id),
-                              f"{kind} {object_id!r} is never used", "warning")
+                reader.report(
+                    mark,
+                    join(_SECTION_OF[kind], object_id),
+                    f"{kind} {object_id!r} is never used",
+                    "warning",
+                )
     numbers = _line_numbers(reader, sources)
     if settings is not None and settings.main_line not in lines.marks:
-        reader.report(settings.mark, "settings.main_line",
-                      f"the main line {settings.main_line} is not defined in lines")
+        reader.report(
+            settings.mark,
+            "settings.main_line",
+            f"the main line {settings.main_line} is not defined in lines",
+        )
     if settings is None or any(p.severity == "error" for p in reader.problems):
         return None
     return Dialplan(
@@ -350,13 +465,19 @@ def _build(reader: Reader, sources: _Sources) -> Dialplan | None:
         version=hashlib.sha256(b"".join(sources.raw)).hexdigest()[:12],
         numbers=MappingProxyType(numbers),
         sounds_prefix=settings.sounds_prefix,
-        warnings=tuple(sorted((p for p in reader.problems if p.severity == "warning"),
-                              key=_position)),
+        warnings=tuple(
+            sorted((p for p in reader.problems if p.severity == "warning"), key=_position)
+        ),
     )
 
 
-_SECTION_OF = {"queue": "queues", "department": "departments", "menu": "menus",
-               "prompt": "prompts", "schedule": "schedules"}
+_SECTION_OF = {
+    "queue": "queues",
+    "department": "departments",
+    "menu": "menus",
+    "prompt": "prompts",
+    "schedule": "schedules",
+}
 
 
 def _position(problem: Problem) -> tuple[str, int, int]:

@@ -190,7 +190,7 @@ def normalise_number(number: str) -> str:
     cleaned = "".join(ch for ch in number if ch not in " -()\t")
     for prefix in ("+86", "0086"):
         if cleaned.startswith(prefix):
-            return cleaned[len(prefix):]
+            return cleaned[len(prefix) :]
     return cleaned
 
 

@@ -15,78 +15,128 @@ HANGUP_LINE = b"HANGUP\n"
 KNOWN_COMMANDS: frozenset[tuple[str, ...]] = frozenset(
     tuple(name.split())
     for name in (
-        "ANSWER", "ASYNCAGI BREAK", "CHANNEL STATUS", "CONTROL STREAM FILE", "DATABASE DEL",
-        "DATABASE DELTREE", "DATABASE GET", "DATABASE PUT", "EXEC", "GET DATA",
-        "GET FULL VARIABLE", "GET OPTION", "GET VARIABLE", "GOSUB", "HANGUP", "NOOP",
-        "RECEIVE CHAR", "RECEIVE TEXT", "RECORD FILE", "SAY ALPHA", "SAY DATE", "SAY DATETIME",
-        "SAY DIGITS", "SAY NUMBER", "SAY PHONETIC", "SAY TIME", "SEND IMAGE", "SEND TEXT",
-        "SET AUTOHANGUP", "SET CALLERID", "SET CONTEXT", "SET EXTENSION", "SET MUSIC",
-        "SET PRIORITY", "SET VARIABLE", "SPEECH ACTIVATE GRAMMAR", "SPEECH CREATE",
-        "SPEECH DEACTIVATE GRAMMAR", "SPEECH DESTROY", "SPEECH LOAD GRAMMAR",
-        "SPEECH RECOGNIZE", "SPEECH SET", "SPEECH UNLOAD GRAMMAR", "STREAM FILE", "TDD MODE",
-        "VERBOSE", "WAIT FOR DIGIT",
+        "ANSWER",
+        "ASYNCAGI BREAK",
+        "CHANNEL STATUS",
+        "CONTROL STREAM FILE",
+        "DATABASE DEL",
+        "DATABASE DELTREE",
+        "DATABASE GET",
+        "DATABASE PUT",
+        "EXEC",
+        "GET DATA",
+        "GET FULL VARIABLE",
+        "GET OPTION",
+        "GET VARIABLE",
+        "GOSUB",
+        "HANGUP",
+        "NOOP",
+        "RECEIVE CHAR",
+        "RECEIVE TEXT",
+        "RECORD FILE",
+        "SAY ALPHA",
+        "SAY DATE",
+        "SAY DATETIME",
+        "SAY DIGITS",
+        "SAY NUMBER",
+        "SAY PHONETIC",
+        "SAY TIME",
+        "SEND IMAGE",
+        "SEND TEXT",
+        "SET AUTOHANGUP",
+        "SET CALLERID",
+        "SET CONTEXT",
+        "SET EXTENSION",
+        "SET MUSIC",
+        "SET PRIORITY",
+        "SET VARIABLE",
+        "SPEECH ACTIVATE GRAMMAR",
+        "SPEECH CREATE",
+        "SPEECH DEACTIVATE GRAMMAR",
+        "SPEECH DESTROY",
+        "SPEECH LOAD GRAMMAR",
+        "SPEECH RECOGNIZE",
+        "SPEECH SET",
+        "SPEECH UNLOAD GRAMMAR",
+        "STREAM FILE",
+        "TDD MODE",
+        "VERBOSE",
+        "WAIT FOR DIGIT",
     )
 )
 _LONGEST_COMMAND = max(len(words) for words in KNOWN_COMMANDS)
 
 # Commands res_agi still runs once the channel is gone (its "dead" flag); the rest get 511.
 DEAD_ALLOWED = frozenset(
-    {"ASYNCAGI BREAK", "CHANNEL STATUS", "DATABASE DEL", "DATABASE DELTREE", "DATABASE GET",
-     "DATABASE PUT", "GET FULL VARIABLE", "GET VARIABLE", "HANGUP", "NOOP", "SET VARIABLE",
-     "VERBOSE"}
+    {
+        "ASYNCAGI BREAK",
+        "CHANNEL STATUS",
+        "DATABASE DEL",
+        "DATABASE DELTREE",
+        "DATABASE GET",
+        "DATABASE PUT",
+        "GET FULL VARIABLE",
+        "GET VARIABLE",
+        "HANGUP",
+        "NOOP",
+        "SET VARIABLE",
+        "VERBOSE",
+    }
 )
 
 # The description paragraphs res_agi prints between the two 520 lines. GET DATA and SAY NUMBER
 # are copied from a recorded Asterisk 22 session; the others from the same XML documentation.
-_USAGE: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "GET DATA": (
-        "Stream the given <replaceable>file</replaceable>, and receive DTMF data.",
-        "Returns the digits received from the channel at the other end.",
-    ),
-    "SAY NUMBER": (
-        "Say a given number, returning early if any of the given DTMF digits are received on "
-        "the channel.  Returns <literal>0</literal> if playback completes without a digit being "
-        "pressed, or the ASCII numerical value of the digit if one was pressed or "
-        "<literal>-1</literal> on error/hangup.",
-    ),
-    "WAIT FOR DIGIT": (
-        "Waits up to <replaceable>timeout</replaceable> milliseconds for channel to receive a "
-        "DTMF digit. Returns <literal>-1</literal> on channel failure, <literal>0</literal> if no "
-        "digit is received in the timeout, or the numerical value of the ascii of the digit if "
-        "one is received. Use -1 for the <replaceable>timeout</replaceable> value if you desire "
-        "the call to block indefinitely.",
-    ),
-    "STREAM FILE": (
-        "Send the given file, allowing playback to be interrupted by the given digits, if any. "
-        "Returns <literal>0</literal> if playback completes without a digit being pressed, the "
-        "ASCII numerical value of the digit if one was pressed, or <literal>-1</literal> on error "
-        "or if the channel was disconnected. If musiconhold is playing before calling stream "
-        "file it will be automatically stopped and will not be restarted after completion.",
-    ),
-    "GET OPTION": ("Behaves similar to STREAM FILE but used with a timeout option.",),
-    "GET VARIABLE": (
-        "Returns <literal>0</literal> if <replaceable>variablename</replaceable> is not set. "
-        "Returns <literal>1</literal> if <replaceable>variablename</replaceable> is set and "
-        "returns the variable in parentheses.",
-    ),
-    "GET FULL VARIABLE": (
-        "Evaluates the given <replaceable>expression</replaceable> against the channel specified "
-        "by <replaceable>channelname</replaceable>, or the current channel if "
-        "<replaceable>channelname</replaceable> is not provided.",
-    ),
-    "SET VARIABLE": ("Sets a variable to the current channel.",),
-    "EXEC": (
-        "Executes <replaceable>application</replaceable> with given "
-        "<replaceable>options</replaceable>.",
-        "Returns whatever the <replaceable>application</replaceable> returns, or "
-        "<literal>-2</literal> on failure to find <replaceable>application</replaceable>.",
-    ),
-    "VERBOSE": (
-        "Sends <replaceable>message</replaceable> to the console via verbose message system. "
-        "<replaceable>level</replaceable> is the verbose level (1-4).",
-        "Always returns <literal>1</literal>",
-    ),
-})
+_USAGE: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "GET DATA": (
+            "Stream the given <replaceable>file</replaceable>, and receive DTMF data.",
+            "Returns the digits received from the channel at the other end.",
+        ),
+        "SAY NUMBER": (
+            "Say a given number, returning early if any of the given DTMF digits are received on "
+            "the channel.  Returns <literal>0</literal> if playback completes without a digit being "
+            "pressed, or the ASCII numerical value of the digit if one was pressed or "
+            "<literal>-1</literal> on error/hangup.",
+        ),
+        "WAIT FOR DIGIT": (
+            "Waits up to <replaceable>timeout</replaceable> milliseconds for channel to receive a "
+            "DTMF digit. Returns <literal>-1</literal> on channel failure, <literal>0</literal> if no "
+            "digit is received in the timeout, or the numerical value of the ascii of the digit if "
+            "one is received. Use -1 for the <replaceable>timeout</replaceable> value if you desire "
+            "the call to block indefinitely.",
+        ),
+        "STREAM FILE": (
+            "Send the given file, allowing playback to be interrupted by the given digits, if any. "
+            "Returns <literal>0</literal> if playback completes without a digit being pressed, the "
+            "ASCII numerical value of the digit if one was pressed, or <literal>-1</literal> on error "
+            "or if the channel was disconnected. If musiconhold is playing before calling stream "
+            "file it will be automatically stopped and will not be restarted after completion.",
+        ),
+        "GET OPTION": ("Behaves similar to STREAM FILE but used with a timeout option.",),
+        "GET VARIABLE": (
+            "Returns <literal>0</literal> if <replaceable>variablename</replaceable> is not set. "
+            "Returns <literal>1</literal> if <replaceable>variablename</replaceable> is set and "
+            "returns the variable in parentheses.",
+        ),
+        "GET FULL VARIABLE": (
+            "Evaluates the given <replaceable>expression</replaceable> against the channel specified "
+            "by <replaceable>channelname</replaceable>, or the current channel if "
+            "<replaceable>channelname</replaceable> is not provided.",
+        ),
+        "SET VARIABLE": ("Sets a variable to the current channel.",),
+        "EXEC": (
+            "Executes <replaceable>application</replaceable> with given "
+            "<replaceable>options</replaceable>.",
+            "Returns whatever the <replaceable>application</replaceable> returns, or "
+            "<literal>-2</literal> on failure to find <replaceable>application</replaceable>.",
+        ),
+        "VERBOSE": (
+            "Sends <replaceable>message</replaceable> to the console via verbose message system. "
+            "<replaceable>level</replaceable> is the verbose level (1-4).",
+            "Always returns <literal>1</literal>",
+        ),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime
 import re
 import time
-from types import MappingProxyType
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ivr.simpbx._events import event_text
@@ -15,8 +15,27 @@ if TYPE_CHECKING:
     from ivr.simpbx.ami_server import Action, AmiServer, Session
 
 EVENT_CLASSES = frozenset(
-    "system call log verbose command agent user config dtmf reporting cdr dialplan originate "
-    "agi cc aoc test security message".split()
+    [
+        "system",
+        "call",
+        "log",
+        "verbose",
+        "command",
+        "agent",
+        "user",
+        "config",
+        "dtmf",
+        "reporting",
+        "cdr",
+        "dialplan",
+        "originate",
+        "agi",
+        "cc",
+        "aoc",
+        "test",
+        "security",
+        "message",
+    ]
 )
 
 _Handler = Callable[["AmiServer", "Session", "Action", str], bool]
@@ -45,7 +64,9 @@ def _ack(session: Session, aid: str, message: str) -> None:
     _reply(session, aid, "Success", f"Message: {message}\r\n")
 
 
-def _security_event(server: AmiServer, session: Session, name: str, severity: str, fields: str) -> None:
+def _security_event(
+    server: AmiServer, session: Session, name: str, severity: str, fields: str
+) -> None:
     """A security-class event; ``fields`` holds its middle headers with ``{ids}`` and ``{tv}``."""
     if not server.wants("security"):
         return
@@ -74,15 +95,22 @@ def dispatch(server: AmiServer, session: Session, action: Action) -> bool:
     handler = _HANDLERS.get(name)
     if handler is None:
         _error(
-            session, aid,
+            session,
+            aid,
             f"Invalid/unknown command: {action.get('Action')}. "
             "Use Action: ListCommands to show available commands.",
         )
         request = f"RequestType: Action: {action.get('Action')}\r\n"
         _security_event(
-            server, session, "RequestBadFormat", "Error",
-            "{ids}" + request.replace("{", "{{").replace("}", "}}")
-            + "SessionTV: {tv}\r\nAccountID: " + server.username + "\r\n",
+            server,
+            session,
+            "RequestBadFormat",
+            "Error",
+            "{ids}"
+            + request.replace("{", "{{").replace("}", "}}")
+            + "SessionTV: {tv}\r\nAccountID: "
+            + server.username
+            + "\r\n",
         )
         return True
     return handler(server, session, action, aid)
@@ -101,12 +129,16 @@ def _login(server: AmiServer, session: Session, action: Action, aid: str) -> boo
         uptime = server.uptime
         session.writer.write(
             event_text(
-                "FullyBooted", "system",
+                "FullyBooted",
+                "system",
                 f"Uptime: {uptime}\r\nLastReload: {uptime}\r\nStatus: Fully Booted\r\n",
             ).encode()
         )
     _security_event(
-        server, session, "SuccessfulAuth", "Informational",
+        server,
+        session,
+        "SuccessfulAuth",
+        "Informational",
         "AccountID: " + server.username + "\r\n{ids}UsingPassword: 0\r\nSessionTV: {tv}\r\n",
     )
     return True
@@ -149,8 +181,12 @@ def _filter(server: AmiServer, session: Session, action: Action, aid: str) -> bo
 # Asterisk compiles filters as POSIX extended regular expressions; Python's re reads the
 # bracket classes differently (and warns of a nested set).
 _POSIX_CLASSES = {
-    "[[:space:]]": r"\s", "[[:digit:]]": r"\d", "[[:alpha:]]": "[A-Za-z]",
-    "[[:alnum:]]": "[A-Za-z0-9]", "[[:upper:]]": "[A-Z]", "[[:lower:]]": "[a-z]",
+    "[[:space:]]": r"\s",
+    "[[:digit:]]": r"\d",
+    "[[:alpha:]]": "[A-Za-z]",
+    "[[:alnum:]]": "[A-Za-z0-9]",
+    "[[:upper:]]": "[A-Z]",
+    "[[:lower:]]": "[a-z]",
 }
 
 
@@ -169,7 +205,8 @@ def _core_show_channels(server: AmiServer, session: Session, action: Action, aid
         for channel in channels
     ]
     parts.append(
-        f"Event: CoreShowChannelsComplete\r\n{aid}EventList: Complete\r\nListItems: {len(channels)}\r\n\r\n"
+        f"Event: CoreShowChannelsComplete\r\n{aid}EventList: Complete\r\n"
+        f"ListItems: {len(channels)}\r\n\r\n"
     )
     session.writer.write("".join(parts).encode())
     return True
@@ -192,7 +229,8 @@ def _redirect(server: AmiServer, session: Session, action: Action, aid: str) -> 
         )
         if extra:
             server.control.redirect(
-                extra, action.get("ExtraContext") or action.get("Context"),
+                extra,
+                action.get("ExtraContext") or action.get("Context"),
                 action.get("ExtraExten") or action.get("Exten"),
                 action.get("ExtraPriority") or action.get("Priority") or "1",
             )
@@ -275,7 +313,9 @@ def _originate(server: AmiServer, session: Session, action: Action, aid: str) ->
         destination = f"Context: {action.get('Context')}\r\nExten: {action.get('Exten')}\r\n"
     caller_name, caller_number = _split_caller_id(action.get("CallerID"))
     created = server.control.originate(
-        channel, action.get("CallerID"), destination,
+        channel,
+        action.get("CallerID"),
+        destination,
         context="" if application else action.get("Context"),
         variables=originate_variables(action.variables),
     )
@@ -295,7 +335,8 @@ def _originate(server: AmiServer, session: Session, action: Action, aid: str) ->
         server.publish(
             "call",
             event_text(
-                "OriginateResponse", "call",
+                "OriginateResponse",
+                "call",
                 f"{aid}Response: {response}\r\nChannel: {name}\r\n{destination}Reason: {reason}\r\n"
                 f"Uniqueid: {uniqueid}\r\nCallerIDNum: {caller_number or '<unknown>'}\r\n"
                 f"CallerIDName: {caller_name or '<unknown>'}\r\n",
@@ -334,7 +375,9 @@ def _command(server: AmiServer, session: Session, action: Action, aid: str) -> b
             f"{server.control.calls_processed()} calls processed",
         ]
     else:
-        output = [f"No such command '{text}' (type 'core show help {text}' for other possible commands)"]
+        output = [
+            f"No such command '{text}' (type 'core show help {text}' for other possible commands)"
+        ]
     lines = "".join(f"Output: {line}\r\n" for line in output)
     _reply(session, aid, "Success", f"Message: Command output follows\r\n{lines}")
     return True
@@ -345,31 +388,36 @@ def _queue_status(server: AmiServer, session: Session, action: Action, aid: str)
     wanted = action.get("Queue")
     stats = [s for s in server.control.queue_stats() if not wanted or s.name == wanted]
     parts = [
-        f"Event: QueueParams\r\nQueue: {s.name}\r\nMax: 0\r\nStrategy: ringall\r\nCalls: {s.calls}\r\n"
+        f"Event: QueueParams\r\nQueue: {s.name}\r\nMax: 0\r\nStrategy: ringall\r\n"
+        f"Calls: {s.calls}\r\n"
         f"Holdtime: 0\r\nTalkTime: 0\r\nCompleted: {s.completed}\r\nAbandoned: {s.abandoned}\r\n"
         "ServiceLevel: 0\r\nServicelevelPerf: 0.0\r\nServicelevelPerf2: 0.0\r\nWeight: 0\r\n"
         f"{aid}\r\n"
         for s in stats
     ]
-    parts.append(f"Event: QueueStatusComplete\r\n{aid}EventList: Complete\r\nListItems: {len(stats)}\r\n\r\n")
+    parts.append(
+        f"Event: QueueStatusComplete\r\n{aid}EventList: Complete\r\nListItems: {len(stats)}\r\n\r\n"
+    )
     session.writer.write("".join(parts).encode())
     return True
 
 
-_HANDLERS: Mapping[str, _Handler] = MappingProxyType({
-    "login": _login,
-    "logoff": _logoff,
-    "ping": _ping,
-    "events": _events,
-    "filter": _filter,
-    "coreshowchannels": _core_show_channels,
-    "redirect": _redirect,
-    "blindtransfer": _blind_transfer,
-    "atxfer": _atxfer,
-    "hangup": _hangup,
-    "getvar": _getvar,
-    "setvar": _setvar,
-    "originate": _originate,
-    "command": _command,
-    "queuestatus": _queue_status,
-})
+_HANDLERS: Mapping[str, _Handler] = MappingProxyType(
+    {
+        "login": _login,
+        "logoff": _logoff,
+        "ping": _ping,
+        "events": _events,
+        "filter": _filter,
+        "coreshowchannels": _core_show_channels,
+        "redirect": _redirect,
+        "blindtransfer": _blind_transfer,
+        "atxfer": _atxfer,
+        "hangup": _hangup,
+        "getvar": _getvar,
+        "setvar": _setvar,
+        "originate": _originate,
+        "command": _command,
+        "queuestatus": _queue_status,
+    }
+)

@@ -34,10 +34,25 @@ class CallState:
     """Everything the simulation knows about one call while it runs."""
 
     __slots__ = (
-        "script", "channel", "variables", "commands", "prompts", "dial_attempts", "keys",
-        "ended_by", "dial_destination", "redirect_target", "interrupt_pending", "agi_dead",
-        "in_agi", "agi_writer", "_interrupted", "holding", "_on_hold", "survey_status",
+        "_interrupted",
+        "_on_hold",
+        "agi_dead",
+        "agi_writer",
+        "channel",
+        "commands",
+        "dial_attempts",
+        "dial_destination",
+        "ended_by",
+        "holding",
+        "in_agi",
+        "interrupt_pending",
+        "keys",
+        "prompts",
+        "redirect_target",
+        "script",
         "survey_from",
+        "survey_status",
+        "variables",
     )
 
     def __init__(

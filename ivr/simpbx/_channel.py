@@ -20,9 +20,22 @@ class Channel:
     """
 
     __slots__ = (
-        "name", "uniqueid", "linkedid", "caller_number", "caller_name", "connected_number",
-        "connected_name", "language", "state", "context", "exten", "priority", "application",
-        "app_data", "_snapshot", "_dest_snapshot",
+        "_dest_snapshot",
+        "_snapshot",
+        "app_data",
+        "application",
+        "caller_name",
+        "caller_number",
+        "connected_name",
+        "connected_number",
+        "context",
+        "exten",
+        "language",
+        "linkedid",
+        "name",
+        "priority",
+        "state",
+        "uniqueid",
     )
 
     def __init__(
@@ -55,7 +68,9 @@ class Channel:
         self._snapshot: str | None = None
         self._dest_snapshot: str | None = None
 
-    def move(self, context: str, exten: str, priority: int, application: str, app_data: str) -> None:
+    def move(
+        self, context: str, exten: str, priority: int, application: str, app_data: str
+    ) -> None:
         """Put the channel on a dialplan step (what ``Newexten`` and ``CoreShowChannel`` report)."""
         self.context, self.exten, self.priority = context, exten, priority
         self.application, self.app_data = application, app_data

@@ -8,16 +8,18 @@ from typing import Protocol
 
 from ivr.simpbx._channel import Channel
 
-CAUSE_TEXT: Mapping[int, str] = MappingProxyType({
-    0: "Unknown",
-    16: "Normal Clearing",
-    17: "User busy",
-    18: "No user responding",
-    19: "User alerting, no answer",
-    21: "Call Rejected",
-    34: "Circuit/channel congestion",
-    66: "Channel not implemented",
-})
+CAUSE_TEXT: Mapping[int, str] = MappingProxyType(
+    {
+        0: "Unknown",
+        16: "Normal Clearing",
+        17: "User busy",
+        18: "No user responding",
+        19: "User alerting, no answer",
+        21: "Call Rejected",
+        34: "Circuit/channel congestion",
+        66: "Channel not implemented",
+    }
+)
 NORMAL_CLEARING = 16
 
 
@@ -83,7 +85,9 @@ class CallEvents:
     def var_set(self, channel: Channel, name: str, value: str) -> None:
         """A channel variable was set."""
         if self._bus.wants("dialplan"):
-            self._emit("VarSet", "dialplan", f"{channel.snapshot()}Variable: {name}\r\nValue: {value}\r\n")
+            self._emit(
+                "VarSet", "dialplan", f"{channel.snapshot()}Variable: {name}\r\nValue: {value}\r\n"
+            )
 
     def dtmf(self, channel: Channel, digit: str) -> None:
         """The caller pressed ``digit`` (a begin and an end event, as RFC 2833 gives them)."""
@@ -91,10 +95,14 @@ class CallEvents:
             snap = channel.snapshot()
             self._emit("DTMFBegin", "dtmf", f"{snap}Digit: {digit}\r\nDirection: Received\r\n")
             self._emit(
-                "DTMFEnd", "dtmf", f"{snap}Digit: {digit}\r\nDurationMs: 100\r\nDirection: Received\r\n"
+                "DTMFEnd",
+                "dtmf",
+                f"{snap}Digit: {digit}\r\nDurationMs: 100\r\nDirection: Received\r\n",
             )
 
-    def agi_exec(self, channel: Channel, command_id: int, command: str, code: str, result: str) -> None:
+    def agi_exec(
+        self, channel: Channel, command_id: int, command: str, code: str, result: str
+    ) -> None:
         """An AGI command ran (its start and end events)."""
         if self._bus.wants("agi"):
             head = f"{channel.snapshot()}CommandId: {command_id}\r\nCommand: {command}\r\n"
@@ -105,14 +113,18 @@ class CallEvents:
         """``channel`` starts dialling ``dest``."""
         if self._bus.wants("call"):
             self._emit(
-                "DialBegin", "call", f"{channel.snapshot()}{dest.dest_snapshot()}DialString: {dial_string}\r\n"
+                "DialBegin",
+                "call",
+                f"{channel.snapshot()}{dest.dest_snapshot()}DialString: {dial_string}\r\n",
             )
 
     def dial_end(self, channel: Channel, dest: Channel, status: str) -> None:
         """The dial of ``dest`` ended with DIALSTATUS ``status``."""
         if self._bus.wants("call"):
             self._emit(
-                "DialEnd", "call", f"{channel.snapshot()}{dest.dest_snapshot()}DialStatus: {status}\r\n"
+                "DialEnd",
+                "call",
+                f"{channel.snapshot()}{dest.dest_snapshot()}DialStatus: {status}\r\n",
             )
 
     def hangup(self, channel: Channel, cause: int, *, requested: bool = True) -> None:
@@ -122,7 +134,9 @@ class CallEvents:
             if requested:
                 self._emit("HangupRequest", "call", f"{snap}Cause: {cause}\r\n")
             self._emit(
-                "Hangup", "call", f"{snap}Cause: {cause}\r\nCause-txt: {CAUSE_TEXT.get(cause, 'Unknown')}\r\n"
+                "Hangup",
+                "call",
+                f"{snap}Cause: {cause}\r\nCause-txt: {CAUSE_TEXT.get(cause, 'Unknown')}\r\n",
             )
 
     def soft_hangup_request(self, channel: Channel, cause: int) -> None:
@@ -134,7 +148,8 @@ class CallEvents:
         """The caller entered ``queue``."""
         if self._bus.wants("agent"):
             self._emit(
-                "QueueCallerJoin", "agent",
+                "QueueCallerJoin",
+                "agent",
                 f"{channel.snapshot()}Queue: {queue}\r\nPosition: {position}\r\nCount: {count}\r\n",
             )
 
@@ -142,23 +157,34 @@ class CallEvents:
         """The caller hung up while waiting in ``queue``."""
         if self._bus.wants("agent"):
             self._emit(
-                "QueueCallerAbandon", "agent",
+                "QueueCallerAbandon",
+                "agent",
                 f"{channel.snapshot()}Queue: {queue}\r\nPosition: {position}\r\n"
                 f"OriginalPosition: {position}\r\nHoldTime: {hold_time}\r\n",
             )
 
-    def agent_called(self, channel: Channel, agent: Channel, queue: str, interface: str,
-                     member: str) -> None:
+    def agent_called(
+        self, channel: Channel, agent: Channel, queue: str, interface: str, member: str
+    ) -> None:
         """A queue member's phone rings for the caller (``AgentCalled``)."""
         if self._bus.wants("agent"):
             self._emit(
-                "AgentCalled", "agent",
+                "AgentCalled",
+                "agent",
                 f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
                 f"Interface: {interface}\r\nMemberName: {member}\r\n",
             )
 
-    def agent_connect(self, channel: Channel, agent: Channel, queue: str, interface: str,
-                      member: str, hold_time: int, ring_time: int) -> None:
+    def agent_connect(
+        self,
+        channel: Channel,
+        agent: Channel,
+        queue: str,
+        interface: str,
+        member: str,
+        hold_time: int,
+        ring_time: int,
+    ) -> None:
         """A queue member answered and is bridged to the caller (``AgentConnect``).
 
         The caller's headers, the agent's prefixed ``Dest``, then the fields in the order
@@ -166,18 +192,29 @@ class CallEvents:
         """
         if self._bus.wants("agent"):
             self._emit(
-                "AgentConnect", "agent",
+                "AgentConnect",
+                "agent",
                 f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
                 f"Interface: {interface}\r\nMemberName: {member}\r\n"
                 f"HoldTime: {hold_time}\r\nRingTime: {ring_time}\r\n",
             )
 
-    def agent_complete(self, channel: Channel, agent: Channel, queue: str, interface: str,
-                       member: str, hold_time: int, talk_time: int, reason: str) -> None:
+    def agent_complete(
+        self,
+        channel: Channel,
+        agent: Channel,
+        queue: str,
+        interface: str,
+        member: str,
+        hold_time: int,
+        talk_time: int,
+        reason: str,
+    ) -> None:
         """The conversation ended (``AgentComplete``); ``reason`` is caller, agent or transfer."""
         if self._bus.wants("agent"):
             self._emit(
-                "AgentComplete", "agent",
+                "AgentComplete",
+                "agent",
                 f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
                 f"Interface: {interface}\r\nMemberName: {member}\r\n"
                 f"HoldTime: {hold_time}\r\nTalkTime: {talk_time}\r\nReason: {reason}\r\n",
@@ -187,6 +224,7 @@ class CallEvents:
         """The caller left ``queue`` (to an agent, or gone)."""
         if self._bus.wants("agent"):
             self._emit(
-                "QueueCallerLeave", "agent",
+                "QueueCallerLeave",
+                "agent",
                 f"{channel.snapshot()}Queue: {queue}\r\nPosition: {position}\r\nCount: {count}\r\n",
             )

@@ -22,14 +22,59 @@ PROMPT_SAMPLES = 16000  # a prompt played to its end (2 s at 8 kHz)
 INTERRUPTED_SAMPLES = 8000  # where a key press cuts a prompt
 KNOWN_APPS = frozenset(
     app.lower()
-    for app in (
-        "Answer AGI Background BackgroundDetect Bridge ChanSpy ChannelRedirect Dial Echo Exec "
-        "ExecIf GoSub GosubIf Goto GotoIf Hangup Log MeetMe ConfBridge MixMonitor Monitor "
-        "MusicOnHold NoOp Playback PlayTones Progress Queue QueueLog Read ReadExten Record "
-        "ResetCDR Ringing SayAlpha SayDigits SayNumber SendDTMF Set SetMusicOnHold Stasis "
-        "StopMixMonitor StopMonitor StopPlayTones System Transfer TryExec UserEvent Verbose "
-        "VoiceMail Wait WaitExten"
-    ).split()
+    for app in [
+        "Answer",
+        "AGI",
+        "Background",
+        "BackgroundDetect",
+        "Bridge",
+        "ChanSpy",
+        "ChannelRedirect",
+        "Dial",
+        "Echo",
+        "Exec",
+        "ExecIf",
+        "GoSub",
+        "GosubIf",
+        "Goto",
+        "GotoIf",
+        "Hangup",
+        "Log",
+        "MeetMe",
+        "ConfBridge",
+        "MixMonitor",
+        "Monitor",
+        "MusicOnHold",
+        "NoOp",
+        "Playback",
+        "PlayTones",
+        "Progress",
+        "Queue",
+        "QueueLog",
+        "Read",
+        "ReadExten",
+        "Record",
+        "ResetCDR",
+        "Ringing",
+        "SayAlpha",
+        "SayDigits",
+        "SayNumber",
+        "SendDTMF",
+        "Set",
+        "SetMusicOnHold",
+        "Stasis",
+        "StopMixMonitor",
+        "StopMonitor",
+        "StopPlayTones",
+        "System",
+        "Transfer",
+        "TryExec",
+        "UserEvent",
+        "Verbose",
+        "VoiceMail",
+        "Wait",
+        "WaitExten",
+    ]
 )
 
 AgiStatus = str  # "SUCCESS" | "FAILURE" | "HANGUP", as the AGISTATUS channel variable
@@ -202,7 +247,9 @@ class AgiCaller:
         result = outcome.get(code, "Failure")
         if reply.startswith(b"200 result=-1"):
             code, result = "-1", "Failure"
-        self._events.agi_exec(self._call.channel, next(self._command_ids), command.text, code, result)
+        self._events.agi_exec(
+            self._call.channel, next(self._command_ids), command.text, code, result
+        )
 
     # -- the end of the channel, as the AGI server sees it --------------------------------
 

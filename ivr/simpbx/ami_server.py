@@ -15,7 +15,15 @@ from ivr.simpbx import _ami_actions
 from ivr.simpbx._ami_actions import EVENT_CLASSES, parse_event_mask
 from ivr.simpbx._channel import Channel
 
-__all__ = ["EVENT_CLASSES", "ActionRecord", "AmiServer", "Originated", "PbxControl", "QueueStats", "parse_event_mask"]
+__all__ = [
+    "EVENT_CLASSES",
+    "ActionRecord",
+    "AmiServer",
+    "Originated",
+    "PbxControl",
+    "QueueStats",
+    "parse_event_mask",
+]
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 BUFFER_LIMIT = 1 << 20  # bytes queued to one client before its events are dropped
@@ -64,7 +72,12 @@ class PbxControl(Protocol):
         ...
 
     def originate(
-        self, channel: str, caller_id: str, destination: str, *, context: str = "",
+        self,
+        channel: str,
+        caller_id: str,
+        destination: str,
+        *,
+        context: str = "",
         variables: Mapping[str, str] | None = None,
     ) -> Originated | None:
         """Place an outbound call; None when the channel technology does not exist.
@@ -123,7 +136,7 @@ def parse_action(lines: Sequence[str]) -> Action:
 class Session:
     """One manager connection: its login, event mask and filters."""
 
-    __slots__ = ("writer", "authenticated", "classes", "include", "exclude", "dropped")
+    __slots__ = ("authenticated", "classes", "dropped", "exclude", "include", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
@@ -144,7 +157,13 @@ class AmiServer:
     """The manager interface of the simulated PBX, on raw asyncio streams."""
 
     def __init__(
-        self, control: PbxControl, *, host: str, port: int, username: str, secret: str,
+        self,
+        control: PbxControl,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
         buffer_limit: int = BUFFER_LIMIT,
     ) -> None:
         self._control = control

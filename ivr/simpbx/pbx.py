@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from ivr.simpbx._call import (
-    ENDED_BY_AMI, ENDED_BY_CALLER, ENDED_BY_DIAL, ENDED_BY_SERVICE, CallState, expand_keys,
+    ENDED_BY_AMI,
+    ENDED_BY_CALLER,
+    ENDED_BY_DIAL,
+    ENDED_BY_SERVICE,
+    CallState,
+    expand_keys,
 )
 from ivr.simpbx._channel import STATE_UP, Channel
 from ivr.simpbx._events import NORMAL_CLEARING, CallEvents, EventBus, NoBus
@@ -132,7 +137,11 @@ class SimulatedPbx:
         self.fallback_queue = fallback_queue
         self.agi_connect_timeout = agi_connect_timeout
         self._ami = AmiServer(
-            self, host=ami_host, port=ami_port, username=ami_username, secret=ami_secret,
+            self,
+            host=ami_host,
+            port=ami_port,
+            username=ami_username,
+            secret=ami_secret,
             buffer_limit=ami_buffer_limit,
         )
         self._bus: EventBus = NoBus()
@@ -224,8 +233,13 @@ class SimulatedPbx:
             name = f"{script.tech}/carrier-{number:08x}"
         uniqueid = self._new_uniqueid()
         channel = Channel(
-            name=name, uniqueid=uniqueid, linkedid=uniqueid, caller_number=script.caller_number,
-            caller_name=script.caller_name, context=INBOUND_CONTEXT, exten=script.dialled,
+            name=name,
+            uniqueid=uniqueid,
+            linkedid=uniqueid,
+            caller_number=script.caller_number,
+            caller_name=script.caller_name,
+            context=INBOUND_CONTEXT,
+            exten=script.dialled,
         )
         call = CallState(script, channel, on_hold=self._hold_changed.set)
         self._live[name] = call
@@ -237,11 +251,17 @@ class SimulatedPbx:
             self._live.pop(name, None)
         commands_end, prompts_end = call.survey_from or (len(call.commands), len(call.prompts))
         return CallRecord(
-            linkedid=channel.linkedid, uniqueid=uniqueid, channel=name, agi_status=agi_status,
+            linkedid=channel.linkedid,
+            uniqueid=uniqueid,
+            channel=name,
+            agi_status=agi_status,
             variables=MappingProxyType(dict(call.variables)),
             commands=tuple(call.commands[:commands_end]),
-            prompts=tuple(call.prompts[:prompts_end]), dial_attempts=tuple(call.dial_attempts),
-            destination=destination, fallback=fallback, survey_status=call.survey_status,
+            prompts=tuple(call.prompts[:prompts_end]),
+            dial_attempts=tuple(call.dial_attempts),
+            destination=destination,
+            fallback=fallback,
+            survey_status=call.survey_status,
             survey_commands=tuple(call.commands[commands_end:]),
             survey_prompts=tuple(call.prompts[prompts_end:]),
         )
@@ -261,12 +281,19 @@ class SimulatedPbx:
             exten, context = resource.split("@", 1)[0], "from-internal"
             name = f"{tech}/{resource.split('@')[-1]}-{number:08x}"
         return Channel(
-            name=name, uniqueid=self._new_uniqueid(), linkedid=call.channel.linkedid,
-            caller_number=call.script.caller_number, caller_name=call.script.caller_name,
-            context=context or "default", exten=exten or "s", state=0,
+            name=name,
+            uniqueid=self._new_uniqueid(),
+            linkedid=call.channel.linkedid,
+            caller_number=call.script.caller_number,
+            caller_name=call.script.caller_name,
+            context=context or "default",
+            exten=exten or "s",
+            state=0,
         )
 
-    def _step(self, call: CallState, context: str, exten: str, priority: int, app: str, data: str) -> None:
+    def _step(
+        self, call: CallState, context: str, exten: str, priority: int, app: str, data: str
+    ) -> None:
         call.channel.move(context, exten, priority, app, data)
         self._events.newexten(call.channel)
 
@@ -311,7 +338,11 @@ class SimulatedPbx:
         dialled = call.script.dialled
         route = call.variables.get("HOTLINE_ROUTE", "")
         self._step(
-            call, INBOUND_CONTEXT, dialled, 4, "GotoIf",
+            call,
+            INBOUND_CONTEXT,
+            dialled,
+            4,
+            "GotoIf",
             f"{int(agi_status != 'SUCCESS')}?{FALLBACK_CONTEXT},s,1",
         )
         if agi_status != "SUCCESS":
@@ -319,7 +350,9 @@ class SimulatedPbx:
         exten = route or "fallback"
         if exten not in ("queue", "department", "hangup", "emergency", "fallback"):
             exten = "i"  # unknown route value: Asterisk's invalid-extension handler
-        self._step(call, INBOUND_CONTEXT, dialled, 5, "Goto", f"{ROUTE_CONTEXT},{route or 'fallback'},1")
+        self._step(
+            call, INBOUND_CONTEXT, dialled, 5, "Goto", f"{ROUTE_CONTEXT},{route or 'fallback'},1"
+        )
         target = call.variables.get("HOTLINE_TARGET", "")
         if exten == "queue":
             if target.split(",", 1)[0]:
@@ -333,14 +366,17 @@ class SimulatedPbx:
             if status == "ANSWER":
                 events.hangup(channel, NORMAL_CLEARING)
                 return f"department:{target.split(',', 1)[0]}", False
-            return await self._queue(call, ROUTE_CONTEXT, "department", self.fallback_queue,
-                                     priority=2), False
+            return await self._queue(
+                call, ROUTE_CONTEXT, "department", self.fallback_queue, priority=2
+            ), False
         if exten in ("hangup", "emergency"):
             self._step(call, ROUTE_CONTEXT, exten, 1, "Hangup", "")
             events.soft_hangup_request(channel, NORMAL_CLEARING)
             events.hangup(channel, NORMAL_CLEARING, requested=False)
             return "hangup", False
-        return await self._queue(call, ROUTE_CONTEXT, exten, self.fallback_queue), exten == "fallback"
+        return await self._queue(
+            call, ROUTE_CONTEXT, exten, self.fallback_queue
+        ), exten == "fallback"
 
     async def _fallback(self, call: CallState) -> str:
         """``[hotline-fallback]``: the service is unreachable. With native emergency paths the
@@ -353,8 +389,14 @@ class SimulatedPbx:
         while True:
             exten = "k" + path if path else "s"
             prompt = self.native_prompts.get(path, "" if path else FALLBACK_PROMPT)
-            self._step(call, FALLBACK_CONTEXT, exten, 1, "Read",
-                       f"{FALLBACK_KEY_VARIABLE},{prompt},1,,1,{FALLBACK_KEY_TIMEOUT_S}")
+            self._step(
+                call,
+                FALLBACK_CONTEXT,
+                exten,
+                1,
+                "Read",
+                f"{FALLBACK_KEY_VARIABLE},{prompt},1,,1,{FALLBACK_KEY_TIMEOUT_S}",
+            )
             if prompt:
                 call.prompts.append(prompt)
             key = ""
@@ -374,8 +416,9 @@ class SimulatedPbx:
             if run_dial(call, self._events, self._new_dest, target) == "ANSWER":
                 self._events.hangup(call.channel, NORMAL_CLEARING)
                 return f"dial:{target}"
-        return await self._queue(call, FALLBACK_CONTEXT, "k" + path, self.fallback_queue,
-                                 priority=len(targets) * 2 + 2)
+        return await self._queue(
+            call, FALLBACK_CONTEXT, "k" + path, self.fallback_queue, priority=len(targets) * 2 + 2
+        )
 
     async def _queue(
         self, call: CallState, context: str, exten: str, data: str, *, priority: int = 1
@@ -411,11 +454,18 @@ class SimulatedPbx:
         agent.set_state(STATE_UP)
         events.newstate(agent)
         events.queue_leave(channel, name, position, counters.waiting)
-        events.agent_connect(channel, agent, name, interface, member, hold,
-                             min(AGENT_RING_S, hold))
+        events.agent_connect(channel, agent, name, interface, member, hold, min(AGENT_RING_S, hold))
         agent_hangs_up = bool(script.survey_keys)
-        events.agent_complete(channel, agent, name, interface, member, hold, script.talk_s,
-                              "agent" if agent_hangs_up else "caller")
+        events.agent_complete(
+            channel,
+            agent,
+            name,
+            interface,
+            member,
+            hold,
+            script.talk_s,
+            "agent" if agent_hangs_up else "caller",
+        )
         if not agent_hangs_up:
             events.hangup(channel, NORMAL_CLEARING)
             events.hangup(agent, NORMAL_CLEARING, requested=False)
@@ -445,8 +495,9 @@ class SimulatedPbx:
         call.set_variable("AGISTATUS", status)
         events.var_set(channel, "AGISTATUS", status)
         if call.ended_by:  # the caller hung up, or the service or AMI ended the channel
-            events.hangup(channel, NORMAL_CLEARING,
-                          requested=call.ended_by in (ENDED_BY_CALLER, ENDED_BY_AMI))
+            events.hangup(
+                channel, NORMAL_CLEARING, requested=call.ended_by in (ENDED_BY_CALLER, ENDED_BY_AMI)
+            )
             return
         self._step(call, ROUTE_CONTEXT, exten, priority + 4, "Hangup", "")
         events.soft_hangup_request(channel, NORMAL_CLEARING)
@@ -475,7 +526,12 @@ class SimulatedPbx:
         return True
 
     def originate(
-        self, channel: str, caller_id: str, destination: str, *, context: str = "",
+        self,
+        channel: str,
+        caller_id: str,
+        destination: str,
+        *,
+        context: str = "",
         variables: Mapping[str, str] | None = None,
     ) -> Originated | None:
         """AMI ``Originate``: the outbound call is answered at once; unknown technologies fail.
@@ -515,7 +571,8 @@ class SimulatedPbx:
     def queue_stats(self) -> Sequence[QueueStats]:
         """Counters of every queue a call has entered."""
         return [
-            QueueStats(name, c.waiting, c.completed, c.abandoned) for name, c in sorted(self._queues.items())
+            QueueStats(name, c.waiting, c.completed, c.abandoned)
+            for name, c in sorted(self._queues.items())
         ]
 
     def calls_processed(self) -> int:

@@ -66,9 +66,13 @@ class CallScript:
                 raise ScriptError(f"key {key!r} is neither DTMF digits nor '-', 'hangup', 'hold'")
         for dial_string, status in self.dial_outcomes.items():
             if status not in DIAL_CAUSES:
-                raise ScriptError(f"dial outcome {status!r} for {dial_string!r} is not a DIALSTATUS")
+                raise ScriptError(
+                    f"dial outcome {status!r} for {dial_string!r} is not a DIALSTATUS"
+                )
         if self.queue_outcome not in QUEUE_OUTCOMES:
-            raise ScriptError(f"queue_outcome {self.queue_outcome!r} is not one of {sorted(QUEUE_OUTCOMES)}")
+            raise ScriptError(
+                f"queue_outcome {self.queue_outcome!r} is not one of {sorted(QUEUE_OUTCOMES)}"
+            )
         if not self.dialled:
             raise ScriptError("dialled must not be empty")
         if self.queue_wait_s < 0 or self.talk_s < 0:

@@ -12,8 +12,15 @@ from types import MappingProxyType
 from ivr.dialplan.model import Action, ActionKind, Dialplan
 
 #: Actions that put the caller through to a person (an agent, an agency, 110...).
-HUMAN_ACTIONS = frozenset({ActionKind.QUEUE, ActionKind.DEPARTMENT, ActionKind.MESSAGE,
-                           ActionKind.CALLBACK, ActionKind.EMERGENCY})
+HUMAN_ACTIONS = frozenset(
+    {
+        ActionKind.QUEUE,
+        ActionKind.DEPARTMENT,
+        ActionKind.MESSAGE,
+        ActionKind.CALLBACK,
+        ActionKind.EMERGENCY,
+    }
+)
 
 
 def line_actions(plan: Dialplan, number: str) -> tuple[Action, ...]:
@@ -23,7 +30,9 @@ def line_actions(plan: Dialplan, number: str) -> tuple[Action, ...]:
     return (entry, line.closed) if line.schedule is not None else (entry,)
 
 
-def reachable(plan: Dialplan, numbers: Iterable[str] | None = None) -> Mapping[str, tuple[str, ...]]:
+def reachable(
+    plan: Dialplan, numbers: Iterable[str] | None = None
+) -> Mapping[str, tuple[str, ...]]:
     """Menus the given lines (all by default) can reach -> the menus that enter each one.
 
     The order is breadth-first from the lines, so a drawing reads top-down.

@@ -47,13 +47,13 @@ from ivr.tools.errors import ToolError
 
 __all__ = [
     "AMI_EVENTS",
-    "CALLBACK_INTRO_PROMPT",
-    "CALLBACK_REASON",
-    "SURVEY_SCRIPT",
     "AMI_READ_CLASSES",
     "AMI_WRITE_CLASSES",
-    "AsteriskOptions",
+    "CALLBACK_INTRO_PROMPT",
+    "CALLBACK_REASON",
     "HOTLINE_KEY",
+    "SURVEY_SCRIPT",
+    "AsteriskOptions",
     "extensions_conf",
     "manager_conf",
     "native_emergency_paths",
@@ -114,7 +114,8 @@ def native_emergency_paths(plan: Dialplan) -> dict[str, tuple[str, ...]]:
     """
     return {
         step.path: tuple(target.dial for target in plan.emergency[step.service].targets)
-        for step in _fallback_steps(plan) if step.service
+        for step in _fallback_steps(plan)
+        if step.service
     }
 
 
@@ -124,7 +125,8 @@ def native_fallback_prompts(plan: Dialplan) -> dict[str, str]:
     """
     return {
         step.path: plan.sound(step.prompt if step.path else FALLBACK_EMERGENCY_PROMPT, "zh")
-        for step in _fallback_steps(plan) if not step.service
+        for step in _fallback_steps(plan)
+        if not step.service
     }
 
 
@@ -145,8 +147,11 @@ def _fallback_steps(plan: Dialplan) -> tuple[_FallbackStep, ...]:
             if action.kind is ActionKind.EMERGENCY:
                 steps.append(_FallbackStep(path + key, "", action.target, ()))
                 next_keys.append(key)
-            elif (action.kind is ActionKind.MENU and action.target not in seen
-                  and visit(action.target, path + key, (*seen, action.target))):
+            elif (
+                action.kind is ActionKind.MENU
+                and action.target not in seen
+                and visit(action.target, path + key, (*seen, action.target))
+            ):
                 next_keys.append(key)
         if not next_keys:
             del steps[index:]
@@ -243,14 +248,22 @@ def _fallback_context(plan: Dialplan, default_queue: str) -> list[str]:
     steps = _fallback_steps(plan)
     out = ["[hotline-fallback]"]
     if not steps:
-        return [*out, "; The service is unreachable: the caller waits for an agent.",
-                f"exten => s,1,Queue({default_queue})", " same => n,Hangup()"]
+        return [
+            *out,
+            "; The service is unreachable: the caller waits for an agent.",
+            f"exten => s,1,Queue({default_queue})",
+            " same => n,Hangup()",
+        ]
     if FALLBACK_EMERGENCY_PROMPT not in plan.prompts:
-        raise ToolError(f"the dialplan has emergency keys but no {FALLBACK_EMERGENCY_PROMPT!r} "
-                        "prompt for the Asterisk fallback to play; add it under prompts")
-    out += ["; The service is unreachable: the emergency keys of the main menu still work",
-            "; (each service's routes dialled in failover order); everyone else waits for an",
-            "; agent. Generated from the main line's menus."]
+        raise ToolError(
+            f"the dialplan has emergency keys but no {FALLBACK_EMERGENCY_PROMPT!r} "
+            "prompt for the Asterisk fallback to play; add it under prompts"
+        )
+    out += [
+        "; The service is unreachable: the emergency keys of the main menu still work",
+        "; (each service's routes dialled in failover order); everyone else waits for an",
+        "; agent. Generated from the main line's menus.",
+    ]
     failed = plan.sound(EMERGENCY_FAILED_PROMPT, "zh") if plan.emergency else ""
     supervisor = _queue_name(plan, plan.supervisor_queue)
     for step in steps:
@@ -260,18 +273,26 @@ def _fallback_context(plan: Dialplan, default_queue: str) -> list[str]:
             out.append(f"; {step.path}: {service.label}")
             for index, dial_target in enumerate(service.targets):
                 lead = f"exten => {exten},1," if index == 0 else " same => n,"
-                out += [f"{lead}Dial({dial_target.dial},{dial_target.timeout_s})",
-                        f' same => n,GotoIf($["${{{variables.DIALSTATUS}}}" = "ANSWER"]'
-                        "?answered)"]
-            out += [f" same => n,Playback({failed})", f" same => n,Queue({supervisor})",
-                    " same => n(answered),Hangup()"]
+                out += [
+                    f"{lead}Dial({dial_target.dial},{dial_target.timeout_s})",
+                    f' same => n,GotoIf($["${{{variables.DIALSTATUS}}}" = "ANSWER"]?answered)',
+                ]
+            out += [
+                f" same => n,Playback({failed})",
+                f" same => n,Queue({supervisor})",
+                " same => n(answered),Hangup()",
+            ]
             continue
         prompt = FALLBACK_EMERGENCY_PROMPT if not step.path else step.prompt
-        out.append(f"exten => {exten},1,Read({HOTLINE_KEY},{plan.sound(prompt, 'zh')},1,,1,"
-                   f"{_FALLBACK_KEY_TIMEOUT_S})")
+        out.append(
+            f"exten => {exten},1,Read({HOTLINE_KEY},{plan.sound(prompt, 'zh')},1,,1,"
+            f"{_FALLBACK_KEY_TIMEOUT_S})"
+        )
         for key in step.next_keys:
-            out.append(f' same => n,GotoIf($["${{{HOTLINE_KEY}}}" = "{key}"]'
-                       f"?{_exten_name(step.path + key)},1)")
+            out.append(
+                f' same => n,GotoIf($["${{{HOTLINE_KEY}}}" = "{key}"]'
+                f"?{_exten_name(step.path + key)},1)"
+            )
         out.append(" same => n,Goto(agent,1)")
     out += [f"exten => agent,1,Queue({default_queue})", " same => n,Hangup()"]
     return out
@@ -331,8 +352,9 @@ def _netmask_form(cidr: str) -> str:
 
 def config_files(plan: Dialplan, options: AsteriskOptions = AsteriskOptions()) -> Mapping[str, str]:
     """File name -> text of every generated file."""
-    return MappingProxyType({"extensions.conf": extensions_conf(plan, options),
-                             "manager.conf": manager_conf(options)})
+    return MappingProxyType(
+        {"extensions.conf": extensions_conf(plan, options), "manager.conf": manager_conf(options)}
+    )
 
 
 def write_config(plan: Dialplan, options: AsteriskOptions, directory: Path) -> tuple[Path, ...]:
@@ -348,6 +370,7 @@ def write_config(plan: Dialplan, options: AsteriskOptions, directory: Path) -> t
 
 def parse_permits(values: Iterable[str] | None) -> tuple[str, ...]:
     """The ``--ami-permit`` values (repeatable, or comma-separated), default loopback only."""
-    found = tuple(part.strip() for value in values or () for part in value.split(",")
-                  if part.strip())
+    found = tuple(
+        part.strip() for value in values or () for part in value.split(",") if part.strip()
+    )
     return found or AsteriskOptions().ami_permits

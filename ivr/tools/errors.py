@@ -14,5 +14,7 @@ class MissingProgramError(ToolError):
 
     def __init__(self, program: str, purpose: str, package: str) -> None:
         self.program = program
-        super().__init__(f"{program} is not installed; it is needed {purpose} "
-                         f"(Debian/Ubuntu: apt-get install {package})")
+        super().__init__(
+            f"{program} is not installed; it is needed {purpose} "
+            f"(Debian/Ubuntu: apt-get install {package})"
+        )

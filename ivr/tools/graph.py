@@ -44,14 +44,16 @@ def _node_id(kind: str, name: str) -> str:
     return f"{kind}_{_UNSAFE.sub('_', name)}"
 
 
-def _action_node(plan: Dialplan, action: Action, menu_id: str,
-                 parents: tuple[str, ...]) -> list[Node]:
+def _action_node(
+    plan: Dialplan, action: Action, menu_id: str, parents: tuple[str, ...]
+) -> list[Node]:
     """The nodes an action leads to (``back`` leads to every menu that enters this one)."""
     if action.kind is ActionKind.MENU:
         return [Node(_node_id("menu", action.target), action.target, "menu")]
     if action.kind is ActionKind.BACK:
         return [Node(_node_id("menu", parent), parent, "menu") for parent in parents] or [
-            Node(_node_id("menu", menu_id), menu_id, "menu")]
+            Node(_node_id("menu", menu_id), menu_id, "menu")
+        ]
     if action.kind is ActionKind.REPEAT or (action.kind is ActionKind.INFO and action.then_back):
         return [Node(_node_id("menu", menu_id), menu_id, "menu")]
     if action.kind in (ActionKind.QUEUE, ActionKind.MESSAGE, ActionKind.CALLBACK):
@@ -139,8 +141,11 @@ def to_dot(plan: Dialplan, number: str | None = None) -> str:
     """A Graphviz ``digraph`` of the menus."""
     nodes, arrows = edges(plan, number)
     shapes = {"line": "oval", "menu": "box", "end": "box3d"}
-    out = ["digraph hotline {", "    rankdir=LR;",
-           '    node [fontname="Noto Sans CJK SC,sans-serif"];']
+    out = [
+        "digraph hotline {",
+        "    rankdir=LR;",
+        '    node [fontname="Noto Sans CJK SC,sans-serif"];',
+    ]
     for node in nodes:
         out.append(f"    {node.id} [label={_quote_dot(node.label)}, shape={shapes[node.shape]}];")
     for edge in arrows:
@@ -162,8 +167,13 @@ def render(plan: Dialplan, output_format: str, number: str | None = None) -> byt
     program = shutil.which("dot")
     if program is None:
         raise MissingProgramError("dot", f"to draw {output_format.upper()} files", "graphviz")
-    result = subprocess.run([program, f"-T{output_format}"], input=dot_text.encode(),
-                            capture_output=True, check=False, timeout=60)
+    result = subprocess.run(
+        [program, f"-T{output_format}"],
+        input=dot_text.encode(),
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
     if result.returncode != 0:
         raise ToolError(f"dot failed: {result.stderr.decode(errors='replace').strip()}")
     return result.stdout

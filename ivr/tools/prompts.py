@@ -47,8 +47,12 @@ class RenderPlan:
 Synthesize = Callable[[str, str, Path], None]
 
 
-def missing_prompts(plan: Dialplan, recordings_dir: Path, languages: Iterable[str] | None = None,
-                    force: bool = False) -> tuple[RenderPlan, ...]:
+def missing_prompts(
+    plan: Dialplan,
+    recordings_dir: Path,
+    languages: Iterable[str] | None = None,
+    force: bool = False,
+) -> tuple[RenderPlan, ...]:
     """The recordings to render: those missing (all with ``force``) in the given languages."""
     wanted = set(languages) if languages is not None else set(plan.languages)
     found: list[RenderPlan] = []
@@ -78,8 +82,23 @@ def synthesizer() -> Synthesize:
             spoken = Path(scratch) / "spoken.wav"
             _run([espeak, "-v", voice, "-w", str(spoken), "--", speakable(text)])
             # -G guards against clipping; -D (no dither) makes the same text give the same bytes.
-            _run([sox, "-G", "-D", str(spoken), "-r", "8000", "-c", "1", "-b", "16",
-                  "-e", "signed-integer", str(path)])
+            _run(
+                [
+                    sox,
+                    "-G",
+                    "-D",
+                    str(spoken),
+                    "-r",
+                    "8000",
+                    "-c",
+                    "1",
+                    "-b",
+                    "16",
+                    "-e",
+                    "signed-integer",
+                    str(path),
+                ]
+            )
 
     return synthesize
 

@@ -16,7 +16,7 @@ from ivr.engine.route import Route, RouteKind
 from ivr.engine.walk import Ask, Done, MenuWalk, Step
 from ivr.tools.errors import ToolError
 
-__all__ = ["TIMEOUT", "HANG_UP", "parse_keys", "parse_when", "simulate", "scripted"]
+__all__ = ["HANG_UP", "TIMEOUT", "parse_keys", "parse_when", "scripted", "simulate"]
 
 #: What a key source answers for "the caller pressed nothing".
 TIMEOUT = "t"
@@ -54,7 +54,7 @@ def parse_when(text: str | None, zone: ZoneInfo) -> datetime:
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as error:
-        raise ToolError(f"--at {text!r} is not a time like \"2026-10-01 09:00\"") from error
+        raise ToolError(f'--at {text!r} is not a time like "2026-10-01 09:00"') from error
     return when.replace(tzinfo=zone) if when.tzinfo is None else when.astimezone(zone)
 
 
@@ -64,8 +64,9 @@ def scripted(keys: Sequence[str]) -> KeySource:
     return lambda _ask: next(remaining, HANG_UP)
 
 
-def simulate(plan: Dialplan, number: str, when: datetime, next_key: KeySource,
-             write: Callable[[str], None]) -> Done | None:
+def simulate(
+    plan: Dialplan, number: str, when: datetime, next_key: KeySource, write: Callable[[str], None]
+) -> Done | None:
     """Walk line ``number`` at ``when``; ``next_key`` answers each question, ``write`` prints.
 
     Returns the final step, or None when the caller hung up in the menus.
@@ -75,8 +76,10 @@ def simulate(plan: Dialplan, number: str, when: datetime, next_key: KeySource,
         known = ", ".join(plan.lines)
         raise ToolError(f"no line has the number {number!r} (lines: {known})")
     schedule = f"schedule {line.schedule}" if line.schedule else "open 24x7"
-    write(f"line {line.number} {line.label}: kind {line.request_kind.value}, "
-          f"urgency {line.urgency.value}, {schedule}")
+    write(
+        f"line {line.number} {line.label}: kind {line.request_kind.value}, "
+        f"urgency {line.urgency.value}, {schedule}"
+    )
     write(f"time {when.strftime('%Y-%m-%d %H:%M %Z')} ({when.tzinfo})")
     walk = MenuWalk(plan, line, when)
     step: Step = walk.start()
@@ -139,10 +142,13 @@ def _describe_target(plan: Dialplan, route: Route) -> str:
     return route.target
 
 
-def _write_ticket(line: Line, path: tuple[str, ...], route: Route | None,
-                  write: Callable[[str], None]) -> None:
+def _write_ticket(
+    line: Line, path: tuple[str, ...], route: Route | None, write: Callable[[str], None]
+) -> None:
     kind = route.request_kind.value if route else line.request_kind.value
     urgency = route.urgency.value if route else line.urgency.value
     where = f"{route.kind.value}:{route.target}" if route else "abandoned-in-ivr"
-    write(f"ticket line={line.number} label={line.label} kind={kind} urgency={urgency} "
-          f"route={where} path={'/'.join(path)}")
+    write(
+        f"ticket line={line.number} label={line.label} kind={kind} urgency={urgency} "
+        f"route={where} path={'/'.join(path)}"
+    )

@@ -36,8 +36,9 @@ def recording_path(recordings_dir: Path, language: str, prompt_id: str) -> Path:
     return recordings_dir / language / f"{prompt_id}.wav"
 
 
-def validate_paths(paths: Sequence[Path],
-                   recordings_dir: Path | None) -> tuple[Dialplan | None, tuple[Problem, ...]]:
+def validate_paths(
+    paths: Sequence[Path], recordings_dir: Path | None
+) -> tuple[Dialplan | None, tuple[Problem, ...]]:
     """Load and check dialplan files; the plan (None if any error) and every problem found.
 
     Pure apart from reading the files: safe to call on a reload while calls run. With
@@ -80,8 +81,9 @@ class _Findings:
 
     def report(self, key_path: str, message: str, severity: Severity = "error") -> None:
         mark = self.marks.get(key_path) or Mark(self.first_file, 1, 1)
-        self.problems.append(Problem(mark.file, mark.line, mark.column, key_path, message,
-                                     severity))
+        self.problems.append(
+            Problem(mark.file, mark.line, mark.column, key_path, message, severity)
+        )
 
 
 def _first_file(paths: Sequence[Path]) -> str:
@@ -91,21 +93,31 @@ def _first_file(paths: Sequence[Path]) -> str:
 
 def _check_reachability(plan: Dialplan, found: _Findings) -> None:
     parents = reachable(plan)
-    referenced = {action.target for menu in plan.menus.values()
-                  for action in (*menu.keys.values(), menu.fallback)}
+    referenced = {
+        action.target
+        for menu in plan.menus.values()
+        for action in (*menu.keys.values(), menu.fallback)
+    }
     for menu_id in plan.menus:
         # A menu nothing names is already reported by the loader as never used.
         if menu_id not in parents and menu_id in referenced:
-            found.report(f"menus.{menu_id}", f"menu {menu_id!r} cannot be reached from any "
-                         "line (only from menus that are not reachable either)", "warning")
+            found.report(
+                f"menus.{menu_id}",
+                f"menu {menu_id!r} cannot be reached from any "
+                "line (only from menus that are not reachable either)",
+                "warning",
+            )
 
 
 def _check_way_out(plan: Dialplan, found: _Findings) -> None:
     """Every reachable menu must offer, through its keys, a way to a person."""
     parents = reachable(plan)
     edges = {menu_id: next_menus(plan, menu_id, parents) for menu_id in parents}
-    good = {menu_id for menu_id in parents
-            if any(action.kind in HUMAN_ACTIONS for action in plan.menus[menu_id].keys.values())}
+    good = {
+        menu_id
+        for menu_id in parents
+        if any(action.kind in HUMAN_ACTIONS for action in plan.menus[menu_id].keys.values())
+    }
     changed = True
     while changed:
         changed = False
@@ -117,10 +129,16 @@ def _check_way_out(plan: Dialplan, found: _Findings) -> None:
         if menu_id in good:
             continue
         trapped = sorted(_closure(menu_id, edges))
-        where = (f"keys only lead to menus {', '.join(trapped)}, which loop without one"
-                 if trapped else "no key leads anywhere but here")
-        found.report(f"menus.{menu_id}.keys", "a loop with no way out to a person: "
-                     f"{where}; add a key to a queue, department or emergency service")
+        where = (
+            f"keys only lead to menus {', '.join(trapped)}, which loop without one"
+            if trapped
+            else "no key leads anywhere but here"
+        )
+        found.report(
+            f"menus.{menu_id}.keys",
+            "a loop with no way out to a person: "
+            f"{where}; add a key to a queue, department or emergency service",
+        )
 
 
 def _closure(start: str, edges: Mapping[str, set[str]]) -> set[str]:
@@ -139,15 +157,20 @@ def _check_recordings(plan: Dialplan, recordings_dir: Path, found: _Findings) ->
         for language in prompt.texts:
             path = recording_path(recordings_dir, language, prompt.id)
             if not path.is_file():
-                found.report(f"prompts.{prompt.id}.{language}",
-                             f"no recording {path} (render it with `hotline-ivr prompts`)")
+                found.report(
+                    f"prompts.{prompt.id}.{language}",
+                    f"no recording {path} (render it with `hotline-ivr prompts`)",
+                )
 
 
 def _check_fallback_prompt(plan: Dialplan, found: _Findings) -> None:
     if native_emergency_paths(plan) and FALLBACK_EMERGENCY_PROMPT not in plan.prompts:
-        found.report("prompts", f"no {FALLBACK_EMERGENCY_PROMPT!r} prompt: the Asterisk "
-                     "fallback (service down) cannot announce the emergency keys",
-                     "warning")
+        found.report(
+            "prompts",
+            f"no {FALLBACK_EMERGENCY_PROMPT!r} prompt: the Asterisk "
+            "fallback (service down) cannot announce the emergency keys",
+            "warning",
+        )
 
 
 def _position(problem: Problem) -> tuple[str, int, int, str]:

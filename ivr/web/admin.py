@@ -68,8 +68,11 @@ def add_routes(
         result = await reload()
         if not result.ok:
             return web.json_response(
-                {"error": "the new dialplan was refused; the old one keeps serving",
-                 "version": result.version, "problems": [str(p) for p in result.problems]},
+                {
+                    "error": "the new dialplan was refused; the old one keeps serving",
+                    "version": result.version,
+                    "problems": [str(p) for p in result.problems],
+                },
                 status=422,
             )
         return web.json_response({"version": result.version})
@@ -93,8 +96,13 @@ def add_routes(
         except ValueError as exc:
             return _error(400, str(exc))
         tickets = await store().query(
-            line=query.get("line"), kind=query.get("kind"), disposition=query.get("disposition"),
-            since=since, until=until, limit=limit, offset=offset,
+            line=query.get("line"),
+            kind=query.get("kind"),
+            disposition=query.get("disposition"),
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
         )
         return web.json_response(
             {"tickets": [ticket_json(t) for t in tickets], "limit": limit, "offset": offset}

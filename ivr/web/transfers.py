@@ -46,7 +46,7 @@ class CallLookup(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PoliceLink:
-    """Where a one-key transfer to 110 goes (``"to": "110"``) and the number a three-way call dials."""
+    """Where a one-key transfer to 110 goes (``"to": "110"``), and what a three-way call dials."""
 
     context: str = "hotline-110-link"
     exten: str = "110"
@@ -62,7 +62,7 @@ def add_routes(
     default_context: str = "hotline-transfer",
     action_timeout: float = _ACTION_TIMEOUT_S,
 ) -> None:
-    """Register the transfer routes on ``app``; every AMI action waits ``action_timeout`` at most."""
+    """Register the transfer routes on ``app``; each AMI action waits ``action_timeout`` at most."""
 
     def service() -> LiveTransfers:
         return transfers if isinstance(transfers, LiveTransfers) else transfers()
@@ -111,10 +111,17 @@ def add_routes(
         agent = _agent_leg(call)
         if not agent:
             return _error(409, "the call has no agent leg to join")
-        return await _answer(service().three_way(
-            call.node, call.linkedid, caller_channel=_caller_leg(call), agent_channel=agent,
-            with_number=number, ring_timeout=float(ring), timeout=action_timeout,
-        ))
+        return await _answer(
+            service().three_way(
+                call.node,
+                call.linkedid,
+                caller_channel=_caller_leg(call),
+                agent_channel=agent,
+                with_number=number,
+                ring_timeout=float(ring),
+                timeout=action_timeout,
+            )
+        )
 
     app.router.add_post("/calls/{linkedid}/transfer", transfer)
     app.router.add_post("/calls/{linkedid}/three-way", three_way)
