@@ -107,6 +107,7 @@ def build_app(
             lambda node: next((link for link in app[LINKS] if link.node == node), None)
         ),
         calls=live_calls,
+        action_timeout=config.http.transfer_timeout_s,
     )
     return app
 
@@ -244,7 +245,7 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
             # otherwise be parsed here only to be thrown away. The generated manager.conf does
             # this with eventfilter lines; the Filter action needs the 'system' write class.
             event_filters=((event_whitelist_filter(SERVICE_EVENTS),) if node.send_filter else ()),
-            on_connected=_on_connected(metrics, tracker),
+            on_connected=_on_connected(metrics, tracker, abandons),
             on_disconnected=_on_disconnected(metrics),
             on_retry=_on_retry(metrics),
         )
@@ -281,12 +282,15 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
         await abandons.drain()
 
 
-def _on_connected(metrics: Metrics, tracker: CallTracker) -> Any:
+def _on_connected(metrics: Metrics, tracker: CallTracker, abandons: QueueAbandons) -> Any:
     async def connected(link: AmiLink) -> None:
         metrics.ami_connected.labels(node=link.node).set(1)
-        # Asterisk keeps no events for a client that was away: rebuild the live-call table.
+        # Asterisk keeps no events for a client that was away: rebuild the live-call table,
+        # and close out the calls that ended meanwhile as if their last events had come.
         listing = await link.send_action({"Action": "CoreShowChannels"})
         ended = tracker.resync(listing.events)
+        for end in ended:
+            abandons.on_call_end(end)
         _log.info(
             "ami.connected",
             node=link.node,

@@ -53,6 +53,8 @@ class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     token: str = field(default="", repr=False)
+    # How long a live transfer waits for Asterisk's confirmation before answering "unknown".
+    transfer_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,11 +278,16 @@ def _ami_node(reader: _Reader, index: int, value: Any, env: Mapping[str, str]) -
 
 def _http(reader: _Reader, value: Any, env: Mapping[str, str]) -> HttpConfig:
     data = reader.mapping(("http",), value)
-    reader.no_unknown(("http",), data, {"host", "port", "token", "token_env", "token_file"})
+    reader.no_unknown(
+        ("http",), data, {"host", "port", "token", "token_env", "token_file", "transfer_timeout_s"}
+    )
     return HttpConfig(
         host=str(data.get("host", "127.0.0.1")),
         port=reader.integer(("http", "port"), data.get("port", 8080), 0, 65535),
         token=reader.secret(("http",), data, "token", env),
+        transfer_timeout_s=float(
+            reader.integer(("http", "transfer_timeout_s"), data.get("transfer_timeout_s", 5), 1, 60)
+        ),
     )
 
 

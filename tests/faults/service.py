@@ -14,13 +14,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from call_transfer.live import LiveTransfers
 from ivr.ami import AmiLink, AmiMessage, CallTracker
 from ivr.app import FASTAGI, LINKS, STORE, TRACKERS, build_app, http_port, start
 from ivr.config import AmiNodeConfig, FastAgiConfig, HttpConfig, ServiceConfig, TicketsConfig
 from ivr.dialplan import Dialplan
 from ivr.simpbx import SimulatedPbx
-from ivr.web import admin, transfers
 from tests.integration.conftest import ADMIN_TOKEN, DIALPLANS, SECRET, WORKING_HOURS
 
 WAIT_S = 5.0  # the bound on every wait of these tests; none comes near it when green
@@ -86,7 +84,7 @@ async def running_service(
     tmp_path: Path, dialplan: Dialplan, nodes: Sequence[Node], pbxs: Sequence[SimulatedPbx],
     *, action_timeout: float = 5.0,
 ) -> AsyncIterator[Service]:
-    """Start the service for ``nodes``, point every ``pbxs`` FastAGI at it, add transfers."""
+    """Start the service for ``nodes`` and point every ``pbxs`` FastAGI at it."""
     config = ServiceConfig(
         fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
         ami=tuple(
@@ -94,21 +92,15 @@ async def running_service(
                           secret=SECRET, ping_interval=node.ping_interval, send_filter=True)
             for node in nodes
         ),
-        http=HttpConfig(host="127.0.0.1", port=0, token=ADMIN_TOKEN),
+        http=HttpConfig(
+            host="127.0.0.1", port=0, token=ADMIN_TOKEN, transfer_timeout_s=action_timeout
+        ),
         tickets=TicketsConfig(path=tmp_path / "tickets.sqlite3"),
         dialplans=DIALPLANS,
     )
     registry = CollectorRegistry()
     app = build_app(config, dialplan, registry, clock=lambda: WORKING_HOURS)
 
-    def link_for_node(node: str) -> AmiLink | None:
-        return next((link for link in app[LINKS] if link.node == node), None)
-
-    # What the lead wires into ivr/app.py; done here until then.
-    transfers.add_routes(
-        app, transfers=LiveTransfers(link_for_node),
-        calls=admin.AllNodes(lambda: app[TRACKERS].values()), action_timeout=action_timeout,
-    )
     runner = await start(app, "127.0.0.1", 0)
     try:
         for pbx in pbxs:

@@ -17,7 +17,7 @@ from ivr.ami import AmiLink, AmiMessage
 from ivr.dialplan import Dialplan
 from ivr.simpbx import CallScript, SimulatedPbx
 from tests.faults.proxy import FaultProxy
-from tests.faults.service import WAIT_S, Node, running_service
+from tests.faults.service import STORE, WAIT_S, Node, running_service
 from tests.integration.conftest import SECRET
 
 
@@ -216,3 +216,25 @@ async def test_one_node_down_leaves_the_other_untouched(
             assert service.link("east").reconnects == 0
             east.hangup(channel)
             assert (await asyncio.wait_for(call, WAIT_S)).destination == "hangup"
+
+
+async def test_calls_go_on_while_the_ami_link_is_down(
+    tmp_path: Path, shipped_dialplan: Dialplan
+) -> None:
+    """FastAGI does not need AMI: with the link refused, calls still route and get their ticket."""
+    async with SimulatedPbx(agi_port=0, ami_secret=SECRET) as pbx, FaultProxy(
+        "127.0.0.1", pbx.ami_port
+    ) as proxy:
+        proxy.refuse_new()
+        async with running_service(tmp_path, shipped_dialplan, [Node("sim", proxy.port)], [pbx]) as service:
+            async with asyncio.timeout(WAIT_S):
+                await proxy.wait_connections(2)  # the link keeps trying, and failing
+            assert not service.link("sim").connected
+            records = await asyncio.gather(*(
+                pbx.place_call(CallScript(f"1390000{n:04d}", keys=("1",))) for n in range(5)
+            ))
+            assert all(r.destination == "queue:hotline-agents" and not r.fallback for r in records)
+            store = service.app[STORE]
+            await store.flush()
+            tickets = [await store.get(f"T-{r.linkedid}") for r in records]
+            assert all(t is not None and t.disposition.value == "agent" for t in tickets)
