@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -135,7 +135,8 @@ class CallHandler:
         # line_source is bound with the call's ids: a bind() here built a new logger per call.
         log = self._log
         walk = MenuWalk(plan, line, now=state.started_at)
-        active = self._metrics.active_calls.labels(line=line.number)
+        metrics = self._metrics
+        active = metrics.child(metrics.active_calls, line.number)
         active.inc()
         try:
             await self._run(session, plan, walk, state, log)
@@ -157,7 +158,7 @@ class CallHandler:
             self._submit_ticket(plan, walk, state)
         elapsed = time.monotonic() - state.started_monotonic
         self._metrics.agi_session_seconds.observe(elapsed)
-        self._metrics.calls.labels(line=line.number, outcome=state.disposition.value).inc()
+        metrics.child(metrics.calls, line.number, state.disposition.value).inc()
         log.info(
             "call.summary",
             path=list(walk.path),
@@ -173,6 +174,7 @@ class CallHandler:
         self, session: AgiSession, plan: Dialplan, walk: MenuWalk, state: _CallState, log: Any
     ) -> None:
         language = "zh"
+        metrics = self._metrics
         step = walk.start()
         if not (isinstance(step, Done) and step.route.kind is RouteKind.EMERGENCY):
             # The provisional ticket: if this process dies mid-call, a restart finds it and
@@ -190,10 +192,10 @@ class CallHandler:
                 digit = await session.wait_for_digit(step.timeout_s)
             key_at = time.perf_counter()
             if digit:
-                self._metrics.ivr_selections.labels(menu=step.menu, key=digit).inc()
+                metrics.child(metrics.ivr_selections, step.menu, digit).inc()
                 step = walk.key(digit)
             else:
-                self._metrics.ivr_timeouts.labels(menu=step.menu).inc()
+                metrics.child(metrics.ivr_timeouts, step.menu).inc()
                 step = walk.timeout()
             if isinstance(step, Done) and step.route.kind is RouteKind.EMERGENCY:
                 state.route = step.route
@@ -312,16 +314,18 @@ class CallHandler:
         return future
 
     def _submit_provisional(self, plan: Dialplan, walk: MenuWalk, state: _CallState) -> None:
-        ticket = replace(
-            self._ticket(plan, walk, state),
-            disposition=Disposition.IN_PROGRESS, ended_at=state.started_at,
+        ticket = self._ticket(
+            plan, walk, state, disposition=Disposition.IN_PROGRESS, ended_at=state.started_at
         )
         # Its outcome is the final ticket's concern (a failure shows in writable and the log);
         # the future is held so the loop never warns of an exception nobody retrieved.
         state.provisional = self._store.submit(ticket)
         state.provisional.add_done_callback(_consume)
 
-    def _ticket(self, plan: Dialplan, walk: MenuWalk, state: _CallState) -> Ticket:
+    def _ticket(
+        self, plan: Dialplan, walk: MenuWalk, state: _CallState, *,
+        disposition: Disposition | None = None, ended_at: datetime | None = None,
+    ) -> Ticket:
         line = state.line
         route = state.route
         request_kind = route.request_kind.value if route else line.request_kind.value
@@ -346,9 +350,9 @@ class CallHandler:
             sla_due=sla_due(urgency, state.started_at),
             route_kind=route.kind.value if route else "",
             route_target=route_target,
-            disposition=state.disposition,
+            disposition=state.disposition if disposition is None else disposition,
             started_at=state.started_at,
-            ended_at=self._clock(),
+            ended_at=self._clock() if ended_at is None else ended_at,
             emergency_service=handoff.service if handoff else "",
             emergency_target=handoff.last_target if handoff else "",
             emergency_result=handoff.last_status if handoff else "",
@@ -361,7 +365,7 @@ class CallHandler:
             result = "failed"
         else:
             result = "created" if future.result() else "duplicate"
-        self._metrics.tickets.labels(backend=self._backend, result=result).inc()
+        self._metrics.child(self._metrics.tickets, self._backend, result).inc()
 
 
 def _consume(future: asyncio.Future[bool]) -> None:

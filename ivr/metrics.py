@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from importlib import metadata
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from ivr.ami.queues import QueueResult
@@ -122,6 +123,10 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # labels() takes a lock and checks its arguments on every call; a call looks up the
+        # same few series (its line, its menus' keys) again and again. Bounded by the
+        # dialplan's lines, menus and the twelve DTMF keys.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._init_calls(registry)
         self._init_emergency(registry)
         self._init_queues(registry)
@@ -134,6 +139,14 @@ class Metrics:
             self.call_errors.labels(kind=kind)
         for result in _RELOAD_RESULTS:
             self.dialplan_reloads.labels(result=result)
+
+    def child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once per series; not for series ever removed."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def declare(
         self,

@@ -155,17 +155,22 @@ class FastAgiServer:
             return f"connection lost in the AGI environment: {exc!r}"
 
     async def _run_handler(self, session: AgiSession) -> None:
-        log = self._log.bind(uniqueid=session.env.uniqueid, channel=session.env.channel)
+        # The call's logger is bound only if something is logged: most calls log nothing here.
+        env = session.env
         self._active_sessions += 1
         try:
-            with structlog.contextvars.bound_contextvars(uniqueid=session.env.uniqueid):
+            with structlog.contextvars.bound_contextvars(uniqueid=env.uniqueid):
                 await self._handler(session)
         except AgiHangup:
-            log.debug("fastagi.caller_hung_up")
+            self._log.debug("fastagi.caller_hung_up", uniqueid=env.uniqueid, channel=env.channel)
         except AgiError as exc:
-            log.warning("fastagi.session_failed", error=repr(exc))
+            self._log.bind(uniqueid=env.uniqueid, channel=env.channel).warning(
+                "fastagi.session_failed", error=repr(exc)
+            )
         except Exception:
-            log.exception("fastagi.handler_crashed")
+            self._log.bind(uniqueid=env.uniqueid, channel=env.channel).exception(
+                "fastagi.handler_crashed"
+            )
         finally:
             self._active_sessions -= 1
 

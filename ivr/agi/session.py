@@ -121,8 +121,14 @@ class AgiSession:
     async def _exchange(self, command: bytes, timeout: float) -> AgiReply:
         self._arm(timeout)
         try:
-            self._writer.write(command)
-            await self._writer.drain()
+            writer = self._writer
+            writer.write(command)
+            transport = writer.transport
+            # A command line almost always leaves at once (the buffer stays empty): drain()
+            # would only cost a coroutine. It is still awaited for a peer slow to read, and for
+            # a closing transport, where it raises the connection's error.
+            if transport.get_write_buffer_size() or transport.is_closing():
+                await writer.drain()
             while True:
                 line = await self._reader.readline()
                 if not line.endswith(b"\n"):

@@ -2,9 +2,14 @@
 
 Calls end at their own pace; each one ``submit``s its ticket and moves on. The writer takes
 everything queued (up to ``batch_max``), waiting at most ``max_delay_s`` for a batch to fill,
-and hands the rows to its store's ``insert`` coroutine, which commits them in one transaction.
-Batches go in submission order, one at a time. The backend (SQLite, PostgreSQL) is only that
-coroutine and the exception type it raises; everything else here is the same for both.
+and hands the tickets to its store's ``insert`` coroutine, which encodes them (off the event
+loop where the backend has a thread) and commits them in one transaction. Batches go in
+submission order, one at a time. The backend (SQLite, PostgreSQL) is only that coroutine and
+the exception type it raises; everything else here is the same for both.
+
+A call's final ticket submitted while its provisional one still waits in the queue takes the
+provisional one's place: one row written instead of two, and the provisional promise (a
+ticket exists if the process dies) is kept by the final row, which is written no later.
 """
 
 from __future__ import annotations
@@ -19,30 +24,35 @@ from dataclasses import dataclass
 
 import structlog
 
-from ivr.tickets._rows import IN_PROGRESS, Row, encode
 from ivr.tickets.errors import TicketStoreError
-from ivr.tickets.model import Ticket
+from ivr.tickets.model import Disposition, Ticket
 
 _log = structlog.get_logger("ivr.tickets")
 
-# Commits ``rows`` in one transaction; for each row, whether it was new.
-Insert = Callable[[list[Row]], Awaitable[list[bool]]]
+# Commits ``tickets`` in one transaction; for each, whether it was new, or why it was refused
+# (a ticket that cannot be stored faithfully fails alone, not its batch).
+Insert = Callable[[list[Ticket]], Awaitable[list["bool | TicketStoreError"]]]
 
 
 @dataclass(slots=True)
 class _Queued:
-    """A submitted ticket, already encoded, and the future its submitter may await."""
+    """A submitted ticket and the future its submitter may await.
 
-    row: Row
+    ``superseded`` is the future of the call's provisional ticket this one replaced in the
+    queue: it settles as this one does.
+    """
+
+    ticket: Ticket
     future: asyncio.Future[bool]
+    superseded: asyncio.Future[bool] | None = None
 
 
 class GroupCommitWriter:
     """The submit queue and writer task of a ticket store.
 
     ``insert`` raises ``failure`` (the backend's error class) when a batch cannot be written:
-    the batch's tickets fail and ``writable`` turns False until a write succeeds. Rows are
-    written under ``instance``'s name; ``log_fields`` name the store in its log lines.
+    the batch's tickets fail and ``writable`` turns False until a write succeeds.
+    ``log_fields`` name the store in its log lines.
     """
 
     failure: type[Exception]
@@ -52,7 +62,6 @@ class GroupCommitWriter:
         insert: Insert,
         *,
         failure: type[Exception],
-        instance: str,
         batch_max: int,
         max_delay_s: float,
         task_name: str,
@@ -64,12 +73,13 @@ class GroupCommitWriter:
             raise ValueError("delays must not be negative")
         self._insert = insert
         self.failure = failure
-        self._instance = instance
         self._batch_max = batch_max
         self._max_delay_s = max_delay_s
         self._task_name = task_name
         self._log_fields = dict(log_fields)
         self._queue: deque[_Queued] = deque()
+        # Provisional tickets still in the queue, by Linkedid: their final ticket replaces them.
+        self._provisional: dict[str, _Queued] = {}
         self._wakeup = asyncio.Event()
         self._batch_full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -115,12 +125,19 @@ class GroupCommitWriter:
         if self._task is None or self._closed or self._task.done():
             future.set_exception(TicketStoreError("the ticket store is not running"))
             return future
-        try:
-            row = encode(ticket, self._instance)
-        except TicketStoreError as exc:
-            future.set_exception(exc)
-            return future
-        self._queue.append(_Queued(row, future))
+        if ticket.disposition == Disposition.IN_PROGRESS:
+            item = _Queued(ticket, future)
+            self._provisional.setdefault(ticket.linkedid, item)
+        else:
+            waiting = self._provisional.pop(ticket.linkedid, None)
+            if waiting is not None:
+                # Not appended: flush() still waits on the last item appended, which settles
+                # no earlier than this one.
+                waiting.ticket, waiting.superseded = ticket, waiting.future
+                waiting.future = future
+                return future
+            item = _Queued(ticket, future)
+        self._queue.append(item)
         self._last_submitted = future
         self._wakeup.set()
         if len(self._queue) >= self._batch_max:
@@ -185,38 +202,49 @@ class GroupCommitWriter:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._batch_full.wait(), self._max_delay_s)
                 size = min(len(self._queue), self._batch_max)
-                await self._commit([self._queue.popleft() for _ in range(size)])
+                batch = [self._queue.popleft() for _ in range(size)]
+                if self._provisional:
+                    for item in batch:
+                        if self._provisional.get(item.ticket.linkedid) is item:
+                            del self._provisional[item.ticket.linkedid]
+                await self._commit(batch)
         finally:
             # Only reached early if the task is cancelled: nobody may wait forever on a ticket.
+            self._provisional.clear()
             while self._queue:
-                _fail(self._queue.popleft().future, TicketStoreError("the ticket store stopped"))
+                _fail_item(self._queue.popleft(), TicketStoreError("the ticket store stopped"))
 
     async def _commit(self, batch: list[_Queued]) -> None:
         self._in_flight = len(batch)
         try:
-            inserted = await self._insert([item.row for item in batch])
+            outcomes = await self._insert([item.ticket for item in batch])
         except self.failure as exc:
             self.set_writable(False, exc)
             for item in batch:
-                error = TicketStoreError(f"ticket {item.row['ticket_id']} not written: {exc}")
+                error = TicketStoreError(f"ticket {item.ticket.ticket_id} not written: {exc}")
                 error.__cause__ = exc
-                _fail(item.future, error)
+                _fail_item(item, error)
         else:
             self._commits += 1
             self.set_writable(True)
-            for item, was_new in zip(batch, inserted, strict=True):
-                if not item.future.done():  # the submitter may have cancelled it
-                    item.future.set_result(was_new)
-            # Only a final ticket is due for delivery: a provisional one wakes nobody.
-            if any(new and item.row["disposition"] != IN_PROGRESS
-                   for item, new in zip(batch, inserted, strict=True)):
+            wake = False
+            for item, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, TicketStoreError):
+                    _fail_item(item, outcome)
+                    continue
+                # Only a final ticket is due for delivery: a provisional one wakes nobody.
+                wake = wake or (outcome and item.ticket.disposition != Disposition.IN_PROGRESS)
+                for future in (item.future, item.superseded):
+                    if future is not None and not future.done():  # the submitter may cancel
+                        future.set_result(outcome)
+            if wake:
                 for listener in self._commit_listeners:
                     listener()
         finally:
             self._in_flight = 0
             # Cancelled mid-write, or a bug: the outcome is unknown, but nobody waits forever.
             for item in batch:
-                _fail(item.future, TicketStoreError("the ticket store stopped mid-write"))
+                _fail_item(item, TicketStoreError("the ticket store stopped mid-write"))
 
 
 class GroupCommitStore(abc.ABC):
@@ -244,13 +272,14 @@ class GroupCommitStore(abc.ABC):
         self._stale_after_s = stale_after_s
         self._recovered: int | None = None  # rows finalised at the first open; None before it
         self._writer = GroupCommitWriter(
-            self._insert, failure=failure, instance=self._instance, batch_max=batch_max,
-            max_delay_s=max_delay_s, task_name=task_name, log_fields=log_fields,
+            self._insert, failure=failure, batch_max=batch_max, max_delay_s=max_delay_s,
+            task_name=task_name, log_fields=log_fields,
         )  # fmt: skip
 
     @abc.abstractmethod
-    async def _insert(self, rows: list[Row]) -> list[bool]:
-        """Commit ``rows`` in one transaction; for each, whether it was new."""
+    async def _insert(self, tickets: list[Ticket]) -> list[bool | TicketStoreError]:
+        """Encode (under ``_instance``) and commit ``tickets`` in one transaction; for each,
+        whether it was new, or the error that refused it alone."""
 
     @abc.abstractmethod
     async def _open(self) -> None:
@@ -323,3 +352,9 @@ class GroupCommitStore(abc.ABC):
 def _fail(future: asyncio.Future[bool], error: TicketStoreError) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+def _fail_item(item: _Queued, error: TicketStoreError) -> None:
+    _fail(item.future, error)
+    if item.superseded is not None:
+        _fail(item.superseded, error)

@@ -9,6 +9,7 @@ PostgreSQL accept; each schema module adds its own placeholders and DDL.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -61,8 +62,11 @@ def utc_us(moment: datetime, name: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def encode(ticket: Ticket, instance: str) -> Row:
-    """The row ``instance`` writes for ``ticket``; a ticket not stored faithfully is refused."""
+def encode(ticket: Ticket, instance: str, *, now_us: int | None = None) -> Row:
+    """The row ``instance`` writes for ``ticket``; a ticket not stored faithfully is refused.
+
+    ``now_us`` (due for delivery from then) defaults to the clock; a batch reads it once.
+    """
     if ticket.ticket_id != ticket_id_for(ticket.linkedid):
         raise TicketStoreError(
             f"ticket id {ticket.ticket_id!r} does not belong to Linkedid {ticket.linkedid!r}"
@@ -85,13 +89,38 @@ def encode(ticket: Ticket, instance: str) -> Row:
     row["ended_at"] = ticket.ended_at.isoformat()
     row["sla_due"] = ticket.sla_due.isoformat() if ticket.sla_due is not None else None
     row["started_us"] = utc_us(ticket.started_at, "started_at")
-    row["next_attempt_us"] = utc_us(datetime.now(UTC), "now")
+    row["next_attempt_us"] = utc_us(datetime.now(UTC), "now") if now_us is None else now_us
     reason = callback_reason_for(ticket.disposition)
     row["callback_state"] = "wanted" if reason else ""
     row["callback_reason"] = reason
     row["next_callback_us"] = 0
     row["instance"] = instance
     return row
+
+
+def encode_batch(
+    tickets: Sequence[Ticket], instance: str
+) -> tuple[list[Row], list[TicketStoreError | None]]:
+    """The rows of the tickets that encode, in order, and per ticket its refusal or None."""
+    now_us = utc_us(datetime.now(UTC), "now")
+    rows: list[Row] = []
+    errors: list[TicketStoreError | None] = []
+    for ticket in tickets:
+        try:
+            rows.append(encode(ticket, instance, now_us=now_us))
+        except TicketStoreError as exc:
+            errors.append(exc)
+        else:
+            errors.append(None)
+    return rows, errors
+
+
+def outcomes(
+    errors: Sequence[TicketStoreError | None], inserted: Sequence[bool]
+) -> list[bool | TicketStoreError]:
+    """Per ticket of a batch: whether its row was new, or why it was refused."""
+    written = iter(inserted)
+    return [next(written) if error is None else error for error in errors]
 
 
 def decode(row: RowLike) -> Ticket:

@@ -27,13 +27,14 @@ from ivr.tickets._queries import TicketQueries
 from ivr.tickets._rows import (
     IN_PROGRESS,
     TICKET_COLUMNS,
-    Row,
     decode,
+    encode_batch,
+    outcomes,
     recover_params,
     utc_us,
 )
 from ivr.tickets.errors import TicketStoreError
-from ivr.tickets.model import Disposition
+from ivr.tickets.model import Disposition, Ticket
 from ivr.tickets.store import CallbackAttempt, Claim
 
 __all__ = ["SCHEMA_VERSION", "PostgresTicketStore"]
@@ -93,7 +94,10 @@ class PostgresTicketStore(GroupCommitStore, TicketQueries):
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def _insert(self, rows: list[Row]) -> list[bool]:
+    async def _insert(self, tickets: list[Ticket]) -> list[bool | TicketStoreError]:
+        rows, errors = encode_batch(tickets, self._instance)
+        if not rows:
+            return outcomes(errors, [])
         try:
             conn = await self._writer_conn()
             async with conn.transaction(), conn.cursor() as cur:
@@ -106,7 +110,7 @@ class PostgresTicketStore(GroupCommitStore, TicketQueries):
         except psycopg.Error:
             await self._drop_write_conn()  # the next batch starts from a fresh connection
             raise
-        return inserted
+        return outcomes(errors, inserted)
 
     # -- connections -----------------------------------------------------------------------
 

@@ -23,7 +23,15 @@ import structlog
 
 from ivr.tickets._group_commit import GroupCommitStore
 from ivr.tickets._queries import TicketQueries
-from ivr.tickets._rows import COLUMNS, IN_PROGRESS, Row, decode, recover_params, utc_us
+from ivr.tickets._rows import (
+    COLUMNS,
+    IN_PROGRESS,
+    decode,
+    encode_batch,
+    outcomes,
+    recover_params,
+    utc_us,
+)
 from ivr.tickets._sqlite_schema import (
     INSERT,
     RECOVER,
@@ -32,7 +40,7 @@ from ivr.tickets._sqlite_schema import (
     schema_version,
 )
 from ivr.tickets.errors import TicketStoreError
-from ivr.tickets.model import Disposition
+from ivr.tickets.model import Disposition, Ticket
 from ivr.tickets.store import CallbackAttempt, Claim
 
 __all__ = ["SCHEMA_VERSION", "SqliteTicketStore"]
@@ -97,8 +105,9 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
             # A long query may still be running; wait for it off the event loop.
             await asyncio.to_thread(self._reader_pool.shutdown, wait=True)
 
-    async def _insert(self, rows: list[Row]) -> list[bool]:
-        return await self._on_writer(self._db_insert, rows)
+    async def _insert(self, tickets: list[Ticket]) -> list[bool | TicketStoreError]:
+        # Encoded on the writer thread: the event loop only queues the ticket objects.
+        return await self._on_writer(self._db_insert, tickets)
 
     async def _on_writer(self, fn: Callable[..., _T], *args: object) -> _T:
         if self._writer_pool is None:
@@ -204,7 +213,8 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
                          disposition=str(Disposition.SERVICE_ERROR))
         return int(found)
 
-    def _db_insert(self, rows: list[Row]) -> list[bool]:
+    def _db_insert(self, tickets: list[Ticket]) -> list[bool | TicketStoreError]:
+        rows, errors = encode_batch(tickets, self._instance)
         conn = self._db_connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -213,7 +223,7 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
         except sqlite3.Error:
             self._db_discard()
             raise
-        return inserted
+        return outcomes(errors, inserted)
 
     def _db_update(self, sql: str, params: Sequence[object]) -> int:
         try:

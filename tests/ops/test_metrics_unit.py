@@ -132,3 +132,15 @@ def test_two_services_in_one_process_do_not_collide() -> None:
     assert _value(first, "hotline_calls_total", line="12345", outcome="agent") == 1
     assert _value(second, "hotline_calls_total", line="12345", outcome="agent") is None
     assert b"hotline_build_info" in generate_latest(second)
+
+
+def test_child_is_the_labelled_series_looked_up_once(registry: CollectorRegistry) -> None:
+    """child() counts into the same series as labels() and returns one object per series."""
+    metrics = Metrics(registry)
+    first = metrics.child(metrics.ivr_selections, "root", "2")
+    assert metrics.child(metrics.ivr_selections, "root", "2") is first
+    assert metrics.child(metrics.ivr_selections, "root", "3") is not first
+    first.inc()
+    metrics.ivr_selections.labels(menu="root", key="2").inc()
+    assert _value(registry, "hotline_ivr_selections_total", menu="root", key="2") == 2
+    assert metrics.child(metrics.calls, "root", "2") is not first  # per metric, not per values

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ivr.tickets._group_commit import GroupCommitWriter
-from ivr.tickets._rows import Row
+from ivr.tickets._rows import Row, encode_batch, outcomes
 from ivr.tickets.errors import TicketStoreError
-from ivr.tickets.model import Disposition
+from ivr.tickets.model import Disposition, Ticket
 from tests.tickets.conftest import MakeTicket
 
 
@@ -28,9 +28,13 @@ class MemoryBackend:
         self.gate.set()
         self.entered = asyncio.Event()
         self.fail_next: BackendDown | None = None
+        self.instance = "node-a"
+        self.rows: list[Row] = []
 
-    async def insert(self, rows: list[Row]) -> list[bool]:
-        """Commit ``rows`` once the gate is open; for each, whether its Linkedid was new."""
+    async def insert(self, tickets: list[Ticket]) -> list[bool | TicketStoreError]:
+        """Commit ``tickets`` once the gate is open; for each, whether its Linkedid was new."""
+        rows, errors = encode_batch(tickets, self.instance)
+        self.rows.extend(rows)
         self.entered.set()
         await self.gate.wait()
         if self.fail_next is not None:
@@ -42,7 +46,7 @@ class MemoryBackend:
         for linkedid in batch:
             new.append(linkedid not in self.linkedids)
             self.linkedids.add(linkedid)
-        return new
+        return outcomes(errors, new)
 
 
 @pytest.fixture
@@ -55,7 +59,7 @@ def backend() -> MemoryBackend:
 async def writer(backend: MemoryBackend) -> AsyncIterator[GroupCommitWriter]:
     """A started writer over ``backend``: batches of at most 3, no wait for a batch to fill."""
     writer = GroupCommitWriter(
-        backend.insert, failure=BackendDown, instance="node-a", batch_max=3, max_delay_s=0,
+        backend.insert, failure=BackendDown, batch_max=3, max_delay_s=0,
         task_name="test-writer", log_fields={"backend": "memory"},
     )  # fmt: skip
     writer.start()
@@ -110,21 +114,16 @@ async def test_listeners_hear_only_new_final_tickets(
 
 
 async def test_rows_carry_the_instance(backend: MemoryBackend, make_ticket: MakeTicket) -> None:
-    """Every row is written under the writer's instance name."""
-    seen: list[Row] = []
-
-    async def insert(rows: list[Row]) -> list[bool]:
-        seen.extend(rows)
-        return await backend.insert(rows)
-
+    """Every row of a batch is encoded under the backend's instance name."""
+    backend.instance = "node-b"
     writer = GroupCommitWriter(
-        insert, failure=BackendDown, instance="node-b", batch_max=8, max_delay_s=0,
+        backend.insert, failure=BackendDown, batch_max=8, max_delay_s=0,
         task_name="test-writer", log_fields={},
     )  # fmt: skip
     writer.start()
     await writer.submit(make_ticket(0))
     await writer.close()
-    assert [row["instance"] for row in seen] == ["node-b"]
+    assert [row["instance"] for row in backend.rows] == ["node-b"]
 
 
 async def test_close_commits_what_was_submitted(
@@ -150,7 +149,7 @@ async def test_cancelled_writer_leaves_nobody_waiting(
 ) -> None:
     """If the writer task is cancelled mid-write, the batch and the queue fail at once."""
     writer = GroupCommitWriter(
-        backend.insert, failure=BackendDown, instance="", batch_max=8, max_delay_s=0,
+        backend.insert, failure=BackendDown, batch_max=8, max_delay_s=0,
         task_name="doomed-writer", log_fields={},
     )  # fmt: skip
     writer.start()
@@ -173,6 +172,53 @@ def test_bad_settings_are_refused(backend: MemoryBackend) -> None:
     for batch_max, max_delay_s in ((0, 0.0), (1, -0.1)):
         with pytest.raises(ValueError):
             GroupCommitWriter(
-                backend.insert, failure=BackendDown, instance="", batch_max=batch_max,
+                backend.insert, failure=BackendDown, batch_max=batch_max,
                 max_delay_s=max_delay_s, task_name="test-writer", log_fields={},
             )  # fmt: skip
+
+
+async def test_final_ticket_takes_a_queued_provisional_ones_place(
+    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket
+) -> None:
+    """A final ticket submitted while its provisional one waits is written once, in its place."""
+    backend.gate.clear()
+    writer.submit(make_ticket(0))
+    await backend.entered.wait()  # batch one is held; what follows queues
+    provisional = writer.submit(make_ticket(1, disposition=Disposition.IN_PROGRESS))
+    between = writer.submit(make_ticket(2))
+    final = writer.submit(make_ticket(1))
+    assert writer.pending == 3
+    backend.gate.set()
+    await writer.flush()
+    assert (provisional.result(), between.result(), final.result()) == (True, True, True)
+    assert [row["disposition"] for row in backend.rows[1:]] == ["agent", "agent"]
+    flat = [linkedid for batch in backend.batches for linkedid in batch]
+    assert flat == [make_ticket(n).linkedid for n in (0, 1, 2)]
+
+
+async def test_provisional_ticket_in_flight_is_not_replaced(
+    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket
+) -> None:
+    """A provisional ticket already being written stays; its final ticket follows as a row."""
+    backend.gate.clear()
+    provisional = writer.submit(make_ticket(1, disposition=Disposition.IN_PROGRESS))
+    await backend.entered.wait()
+    final = writer.submit(make_ticket(1))
+    backend.gate.set()
+    await writer.flush()
+    assert provisional.result() is True and final.result() is False  # the memory has no upsert
+    assert [row["disposition"] for row in backend.rows] == ["in_progress", "agent"]
+
+
+async def test_failed_batch_fails_the_superseded_provisional_too(
+    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket
+) -> None:
+    """When the final ticket that replaced a provisional one fails, both futures fail."""
+    backend.fail_next = BackendDown("disk on fire")
+    provisional = writer.submit(make_ticket(1, disposition=Disposition.IN_PROGRESS))
+    final = writer.submit(make_ticket(1))
+    assert writer.pending == 1
+    await writer.flush()
+    for future in (provisional, final):
+        with pytest.raises(TicketStoreError, match="disk on fire"):
+            future.result()
