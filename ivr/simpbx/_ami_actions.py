@@ -240,29 +240,29 @@ def _redirect(server: AmiServer, session: Session, action: Action, aid: str) -> 
     return True
 
 
-def _blind_transfer(server: AmiServer, session: Session, action: Action, aid: str) -> bool:
+def _transfer_refusal(server: AmiServer, action: Action) -> str:
+    """Why Asterisk refuses a BlindTransfer or Atxfer before trying it, or "" if it does not."""
     channel = action.get("Channel")
     if not channel:
-        _error(session, aid, "No channel specified")
-    elif not action.get("Exten"):
-        _error(session, aid, "No extension specified")
-    elif channel not in {c.name for c in server.control.live_channels()}:
-        _error(session, aid, "Channel specified does not exist")
-    else:
-        # A simulated caller is never in a bridge while it is live (it is in the AGI, then
-        # gone), and Asterisk answers a blind transfer of an unbridged channel so.
-        _error(session, aid, "Transfer invalid")
+        return "No channel specified"
+    if not action.get("Exten"):
+        return "No extension specified"
+    if channel not in {c.name for c in server.control.live_channels()}:
+        return "Channel specified does not exist"
+    return ""
+
+
+def _blind_transfer(server: AmiServer, session: Session, action: Action, aid: str) -> bool:
+    # A simulated caller is never in a bridge while it is live (it is in the AGI, then gone),
+    # and Asterisk answers a blind transfer of an unbridged channel so.
+    _error(session, aid, _transfer_refusal(server, action) or "Transfer invalid")
     return True
 
 
 def _atxfer(server: AmiServer, session: Session, action: Action, aid: str) -> bool:
-    channel = action.get("Channel")
-    if not channel:
-        _error(session, aid, "No channel specified")
-    elif not action.get("Exten"):
-        _error(session, aid, "No extension specified")
-    elif channel not in {c.name for c in server.control.live_channels()}:
-        _error(session, aid, "Channel specified does not exist")
+    refusal = _transfer_refusal(server, action)
+    if refusal:
+        _error(session, aid, refusal)
     else:
         # Asterisk only queues the atxfer feature code's DTMF on the channel.
         _ack(session, aid, "Atxfer successfully queued")
