@@ -4,8 +4,9 @@ Three figures over the same bytes (the ``tests/fixtures/*-ami.txt`` recordings, 
 repeated), fed in 64 KiB reads as a socket delivers them:
 
 - ``ours``: :class:`~ivr.ami.protocol.AmiProtocol` on a real socket transport, with the link's
-  panoramisk ``Manager`` registry, the ``*`` subscription the service makes, the events counter
-  and :class:`~ivr.ami.tracker.CallTracker` (call tracking on), as ``ivr.app`` wires them;
+  panoramisk ``Manager`` registry, the ``*`` subscription the service makes, the events counter,
+  :class:`~ivr.ami.tracker.CallTracker` (call tracking on) and the queue figures, each given
+  only the events it reads, as ``ivr.app`` wires them;
 - ``parser``: :class:`~ivr.ami._parser.AmiParser` alone;
 - ``panoramisk``: panoramisk's own framing (split on the blank line) and
   ``Message.from_line`` over the same events, the baseline.
@@ -23,10 +24,11 @@ from panoramisk import utils as panoramisk_utils
 from panoramisk.message import Message
 from prometheus_client import CollectorRegistry
 
-from ivr.ami._parser import AmiParser
+from ivr.ami._parser import AmiMessage, AmiParser
 from ivr.ami.link import AmiLink
 from ivr.ami.protocol import AmiProtocol
-from ivr.ami.tracker import CallTracker
+from ivr.ami.queues import QUEUE_EVENTS, QueueStats
+from ivr.ami.tracker import TRACKED_EVENTS, CallTracker
 from ivr.metrics import Metrics
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
@@ -61,15 +63,26 @@ async def ingest_ours(data: bytes) -> tuple[float, int]:
     """Seconds to ingest ``data`` through the service's AMI path; returns (seconds, events seen)."""
     metrics = Metrics(CollectorRegistry())
     tracker = CallTracker("bench")
+    queues = QueueStats()
     link = AmiLink(host="127.0.0.1", port=5038, username="bench", secret="bench", node="bench")
     counter = metrics.ami_events.labels(node="bench")
     seen = 0
+    # As ivr.app's handler: every event counted, then given to the consumers of its name only.
+    consumers: dict[str, Callable[[AmiMessage], object]] = {}
+    for name in TRACKED_EVENTS | QUEUE_EVENTS:
+        tracked, queued = name in TRACKED_EVENTS, name in QUEUE_EVENTS
+        if tracked and queued:
+            consumers[name] = lambda event: (tracker.apply(event), queues.apply(event))
+        else:
+            consumers[name] = tracker.apply if tracked else queues.apply
 
-    def on_event(event: object) -> None:
+    def on_event(event: AmiMessage) -> None:
         nonlocal seen
         seen += 1
         counter.inc()
-        tracker.apply(event)  # type: ignore[arg-type]
+        consumer = consumers.get(event.event)
+        if consumer is not None:
+            consumer(event)
 
     link.subscribe("*", on_event)
     protocol = AmiProtocol(factory=link.manager)

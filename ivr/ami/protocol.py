@@ -33,6 +33,8 @@ from panoramisk.message import Message
 from ivr.ami._parser import DEFAULT_MAX_MESSAGE_SIZE, AmiMessage, AmiParser
 from ivr.ami.errors import AmiConnectionLost, AmiProtocolError
 
+_MAX_EVENT_NAMES = 1024  # Asterisk has ~200 event names; more means a peer inventing them
+
 __all__ = [
     "AmiProtocol",
     "AmiResponse",
@@ -179,6 +181,10 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         self._max_message_size = max_message_size
         self._initial_log = log or logging.getLogger("ivr.ami")
         self.handler_errors = 0
+        # Callback lists of the patterns matching each event name, for the registry seen last
+        # (its identity and pattern count: panoramisk only ever appends patterns).
+        self._matching: dict[str, tuple[list[Any], ...]] = {}
+        self._matching_for: tuple[int, int] = (0, 0)
         # Set by panoramisk's connection_made too; declared here so their types are known.
         self.closed: bool = False
         self.version: str | None = None
@@ -310,10 +316,8 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
             return
         name = message.original.event
         message.manager = factory
-        for pattern, regexp in factory.patterns:
-            if regexp.match(name) is None:
-                continue
-            for callback in factory.callbacks[pattern]:
+        for callbacks in self._callbacks_for(factory, name):
+            for callback in callbacks:
                 try:
                     result = callback(factory, message)
                 except Exception:
@@ -326,6 +330,29 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
                     task = asyncio.get_running_loop().create_task(result)
                     self.handler_tasks.add(task)
                     task.add_done_callback(functools.partial(self._handler_done, event=name))
+
+    def _callbacks_for(self, factory: Any, name: str) -> tuple[list[Any], ...]:
+        """The callback lists of the patterns matching ``name``, in registration order.
+
+        Matched once per event name rather than once per event: the lists themselves are
+        panoramisk's, so a callback added to a known pattern is seen at once, and a new
+        pattern empties the table.
+        """
+        patterns = factory.patterns
+        registry = (id(patterns), len(patterns))
+        if registry != self._matching_for or len(self._matching) >= _MAX_EVENT_NAMES:
+            # A peer inventing event names must not grow the table without bound.
+            self._matching.clear()
+            self._matching_for = registry
+        matching = self._matching.get(name)
+        if matching is None:
+            matching = tuple(
+                factory.callbacks[pattern]
+                for pattern, regexp in patterns
+                if regexp.match(name) is not None
+            )
+            self._matching[name] = matching
+        return matching
 
     def _handler_done(self, task: asyncio.Task[Any], event: str) -> None:
         self.handler_tasks.discard(task)

@@ -184,7 +184,15 @@ class CallTracker:
         name = event.event
         if name not in TRACKED_EVENTS:
             return None
-        if name in ("DialBegin", "DialEnd"):
+        if name == "VarSet":
+            # Most VarSets are the dialplan's own variables: read the name before anything
+            # else, so they cost one header lookup and touch no table.
+            variable = event.get("Variable").lstrip("_")
+            if variable not in HOTLINE_VARIABLES:
+                return None
+        elif name == "DialBegin":
+            return None  # only a Dial's end says how it went
+        elif name == "DialEnd":
             self._on_dial(event)
             return None
         uniqueid = event.get("Uniqueid")
@@ -196,7 +204,7 @@ class CallTracker:
         if name == "Newchannel" or name == "Newstate" or name == "NewCallerid":
             self._update_channel(call, uniqueid, channel, event)
         elif name == "VarSet":
-            self._on_varset(call, event)
+            self._on_varset(call, variable, event.get("Value"))
         elif name == "Newexten":
             channel.context = event.get("Context")
             channel.exten = event.get("Exten")
@@ -251,12 +259,10 @@ class CallTracker:
             call.caller_number = channel.caller_number or call.caller_number
             call.caller_name = channel.caller_name or call.caller_name
 
-    def _on_varset(self, call: _Call, event: AmiMessage) -> None:
-        # Set(__X=...) makes X inherited, and Asterisk reports it with the underscores.
-        variable = event.get("Variable").lstrip("_")
-        if variable not in HOTLINE_VARIABLES:
-            return
-        value = event.get("Value")
+    @staticmethod
+    def _on_varset(call: _Call, variable: str, value: str) -> None:
+        # Set(__X=...) makes X inherited, and Asterisk reports it with the underscores:
+        # ``variable`` comes here stripped of them, and is one of HOTLINE_VARIABLES.
         call.variables[variable] = value
         if variable == "HOTLINE_MENU" and value and call.menu_path[-1:] != [value]:
             call.menu_path.append(value)
@@ -265,7 +271,7 @@ class CallTracker:
         # A Dial from Originate has no calling channel, only the destination's ids.
         linkedid = event.get("Linkedid") or event.get("DestLinkedid")
         call = self._calls.get(linkedid)
-        if call is None or event.event != "DialEnd":
+        if call is None:
             return
         call.dials.append(DialOutcome(event.get("DestChannel"), event.get("DialStatus")))
 

@@ -43,6 +43,7 @@ KNOWN_APPS = frozenset(
         "MeetMe",
         "ConfBridge",
         "MixMonitor",
+        "MSet",
         "Monitor",
         "MusicOnHold",
         "NoOp",
@@ -418,6 +419,15 @@ class AgiCaller:
             name, value = data.split("=", 1)
             call.set_variable(name, value)
             self._events.var_set(call.channel, name, value)
+        elif app == "mset":
+            # MSet(name1=value1,name2=value2,...): each set in turn, each with its VarSet event,
+            # as Asterisk does. Its quoting and escapes are not modelled: the service only
+            # sends plain values this way.
+            for assignment in data.split(","):
+                name, sep, value = assignment.partition("=")
+                if sep and name:
+                    call.set_variable(name, value)
+                    self._events.var_set(call.channel, name, value)
         elif app not in KNOWN_APPS:
             return syntax.result(-2)
         return syntax.result(0)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import structlog
 
@@ -85,22 +87,22 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
         self._path = path
         self._busy_timeout_s = busy_timeout_s
         # The writer connection lives and dies on this one thread; only _db_* methods touch it.
-        self._writer_pool: ThreadPoolExecutor | None = None
+        self._writer_thread: _WriterThread | None = None
         self._reader_pool: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def _open(self) -> None:
-        self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tickets-write")
+        self._writer_thread = _WriterThread("tickets-write")
         self._reader_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tickets-read")
         await self._on_writer(self._db_connection)
 
     async def _release(self) -> None:
-        if self._writer_pool is not None:
+        if self._writer_thread is not None:
             with contextlib.suppress(sqlite3.Error):
                 await self._on_writer(self._db_close)
-            self._writer_pool.shutdown(wait=True)  # idle now: returns at once
+            self._writer_thread.stop()  # idle now: returns at once
         if self._reader_pool is not None:
             # A long query may still be running; wait for it off the event loop.
             await asyncio.to_thread(self._reader_pool.shutdown, wait=True)
@@ -110,9 +112,9 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
         return await self._on_writer(self._db_insert, tickets)
 
     async def _on_writer(self, fn: Callable[..., _T], *args: object) -> _T:
-        if self._writer_pool is None:
+        if self._writer_thread is None:
             raise TicketStoreError("the ticket store is not started")
-        return await asyncio.get_running_loop().run_in_executor(self._writer_pool, fn, *args)
+        return await self._writer_thread.call(fn, *args)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -322,3 +324,66 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
             return conn.execute(sql, params).fetchall()
         finally:
             conn.close()
+
+
+class _WriterThread:
+    """The one thread that owns the writer connection, fed through a ``SimpleQueue``.
+
+    It does what a one-worker ``ThreadPoolExecutor`` did with less per hand-off: no
+    ``concurrent.futures.Future`` chained to an asyncio one and no thread-count check per batch;
+    the caller's asyncio future is settled from the thread with ``call_soon_threadsafe``.
+    Calls run one at a time, in order. A daemon thread: a process that exits without closing
+    its store stops as after kill -9, which the store survives (uncommitted batches were
+    never reported written, and provisional tickets are finalised at the next start).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[..., _T], *args: object) -> asyncio.Future[_T]:
+        """Run ``fn(*args)`` on the thread; the future settles with its result or error."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._jobs.put((loop, future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        """Let the calls already queued finish, then end the thread and wait for it."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, fn, args = job
+            try:
+                result = fn(*args)
+            except Exception as exc:  # the awaiting coroutine gets it, as from an executor
+                _settle_soon(loop, _set_exception, future, exc)
+            else:
+                _settle_soon(loop, _set_result, future, result)
+
+
+# A call for the writer thread: the loop and future to settle, the function and its arguments.
+_Job = tuple[
+    asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[object, ...]
+]
+
+
+def _settle_soon(
+    loop: asyncio.AbstractEventLoop, settle: Callable[..., None], *args: object
+) -> None:
+    # The loop may be closed by now (a store left open at exit): nobody awaits the outcome then.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(settle, *args)
+
+
+def _set_result(future: asyncio.Future[Any], result: object) -> None:
+    if not future.done():  # the awaiting coroutine may have been cancelled
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -60,3 +60,27 @@ async def test_a_small_read_is_handled_at_once() -> None:
         transport.close()
     finally:
         theirs.close()
+
+
+async def test_handlers_registered_later_are_dispatched_by_name() -> None:
+    """Patterns are matched once per event name, yet handlers added later still get events."""
+    link = AmiLink(host="127.0.0.1", port=5038, username="u", secret="s", node="n")
+    seen: list[str] = []
+    link.subscribe("*", lambda event: seen.append(f"all:{event.event}"))
+    protocol = AmiProtocol(factory=link.manager)
+    ours, theirs = socket.socketpair()
+    try:
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: protocol, ours
+        )
+        protocol.data_received(b"Event: Hangup\r\n\r\nEvent: VarSet\r\n\r\n")
+        link.subscribe("Hang*", lambda event: seen.append(f"hang:{event.event}"))  # new pattern
+        link.subscribe("*", lambda event: seen.append(f"all2:{event.event}"))  # known pattern
+        protocol.data_received(b"Event: Hangup\r\n\r\nEvent: VarSet\r\n\r\n")
+        assert seen == [
+            "all:Hangup", "all:VarSet",
+            "all:Hangup", "all2:Hangup", "hang:Hangup", "all:VarSet", "all2:VarSet",
+        ]
+        transport.close()
+    finally:
+        theirs.close()

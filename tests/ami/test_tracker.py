@@ -140,3 +140,20 @@ def test_inherited_variable_names_are_tracked() -> None:
     tracker.apply(event(Event="VarSet", **common, Variable="__HOTLINE_DIALED", Value="96119"))
     live = tracker.get("1.1")
     assert live is not None and live.dialled == "96119"
+
+
+def test_other_variables_and_dial_begins_touch_no_call() -> None:
+    """A VarSet of another variable or a DialBegin neither creates a call nor changes one."""
+    tracker = CallTracker("pbx1")
+    common = {"Channel": "PJSIP/trunk-1", "Uniqueid": "1.1", "Linkedid": "1.1"}
+    tracker.apply(event(Event="VarSet", **common, Variable="__OTHER", Value="x"))
+    tracker.apply(event(Event="DialBegin", **common, DestChannel="Local/119@e-1"))
+    assert tracker.active_count == 0
+    tracker.apply(event(Event="VarSet", **common, Variable="__HOTLINE_ROUTE", Value="queue"))
+    live = tracker.get("1.1")
+    assert live is not None and live.route == "queue"
+    tracker.apply(event(Event="DialBegin", **common, DestChannel="Local/119@e-1"))
+    tracker.apply(event(Event="DialEnd", **common, DestChannel="Local/119@e-1",
+                        DialStatus="BUSY"))
+    end = tracker.apply(event(Event="Hangup", **common, Cause="16"))
+    assert end is not None and end.dial_outcomes == (DialOutcome("Local/119@e-1", "BUSY"),)

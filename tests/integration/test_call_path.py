@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
+from pathlib import Path
 
-from ivr.app import STORE
+from ivr.ami import AmiMessage
+from ivr.app import LINKS, STORE
+from ivr.dialplan import Dialplan
 from ivr.simpbx import CallScript
 from ivr.tickets.model import Disposition, ticket_id_for
 
-from .conftest import Hotline
+from .conftest import Hotline, running_hotline
 
 
 async def test_12345_consult_reaches_the_agent_queue_with_a_ticket(hotline: Hotline) -> None:
@@ -164,3 +168,48 @@ async def test_hostile_caller_data_is_cleaned_before_the_ticket(hotline: Hotline
     assert record.destination == "queue:hotline-agents"
     assert ticket is not None
     assert (ticket.caller_number, ticket.caller_name) == ("13900001111", "曹EXTEN女士")
+
+
+async def test_the_route_is_set_by_one_mset_route_last(hotline: Hotline) -> None:
+    """The three route variables go in one EXEC MSet, HOTLINE_ROUTE last, each with its VarSet."""
+    seen: list[tuple[str, str]] = []
+    route_seen = asyncio.Event()
+
+    def on_varset(event: AmiMessage) -> None:
+        variable = event.get("Variable")
+        if variable.startswith("HOTLINE_") and variable != "HOTLINE_MENU":
+            seen.append((variable, event.get("Value")))
+            if variable == "HOTLINE_ROUTE":
+                route_seen.set()
+
+    hotline.app[LINKS][0].subscribe("VarSet", on_varset)
+    record, _ = await hotline.call(CallScript(caller_number="13900001111", keys=("1",)))
+    ticket = f"T-{record.linkedid}"
+    route_commands = [c for c in record.commands if "HOTLINE_ROUTE" in c]
+    assert route_commands == [
+        f'EXEC MSet "HOTLINE_TICKET={ticket},HOTLINE_TARGET=hotline-agents,HOTLINE_ROUTE=queue"'
+    ]
+    await asyncio.wait_for(route_seen.wait(), 5.0)
+    assert seen == [
+        ("HOTLINE_TICKET", ticket),
+        ("HOTLINE_TARGET", "hotline-agents"),
+        ("HOTLINE_ROUTE", "queue"),
+    ]
+    assert record.destination == "queue:hotline-agents"
+
+
+async def test_a_value_mset_would_split_goes_by_set_variable(
+    tmp_path: Path, shipped_dialplan: Dialplan
+) -> None:
+    """A queue name with a comma is set verbatim by SET VARIABLEs, HOTLINE_ROUTE last."""
+    queues = dict(shipped_dialplan.queues)
+    queues["general"] = replace(queues["general"], asterisk_queue="hotline-agents,r")
+    plan = replace(shipped_dialplan, queues=queues)
+    async with running_hotline(tmp_path, plan) as running:
+        record, _ = await running.call(CallScript(caller_number="13900001111", keys=("1",)))
+    assert [c for c in record.commands if "HOTLINE_" in c and "MENU" not in c] == [
+        f'SET VARIABLE HOTLINE_TICKET "T-{record.linkedid}"',
+        'SET VARIABLE HOTLINE_TARGET "hotline-agents,r"',
+        'SET VARIABLE HOTLINE_ROUTE "queue"',
+    ]
+    assert record.variables["HOTLINE_TARGET"] == "hotline-agents,r"

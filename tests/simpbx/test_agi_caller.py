@@ -223,3 +223,22 @@ async def test_many_concurrent_calls(responder_factory, pbx_for) -> None:
     sessions = [await responder.session(n) for n in range(300)]
     digits = [s.replies[0][0] for s in sessions]
     assert sorted(digits) == sorted(f"200 result={48 + n % 10}" for n in range(300))
+
+
+async def test_mset_sets_each_variable_in_order(responder_factory, pbx_for) -> None:
+    """EXEC MSet sets every name=value it is given, so the route dialplan follows them."""
+    responder = responder_factory(
+        [
+            'EXEC MSet "HOTLINE_TICKET=T-1,HOTLINE_TARGET=PJSIP/health-bureau,'
+            'HOTLINE_ROUTE=department"'
+        ]
+    )
+    pbx = await pbx_for(responder)
+    record = await pbx.place_call(CallScript("13800000000"))
+    assert (await responder.session()).replies == [["200 result=0"]]
+    assert (record.variables["HOTLINE_TICKET"], record.variables["HOTLINE_TARGET"]) == (
+        "T-1", "PJSIP/health-bureau",
+    )
+    assert (record.agi_status, record.destination, record.fallback) == (
+        "SUCCESS", "department:PJSIP/health-bureau", False,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -259,3 +260,17 @@ async def test_flush_waits_for_every_submitted_ticket(
         assert await store.count() == 20
     finally:
         await store.close()
+
+
+async def test_close_commits_then_ends_the_writer_thread(
+    db_path: Path, make_ticket: MakeTicket
+) -> None:
+    """close() commits what was submitted and returns only once its writer thread has ended."""
+    before = {thread for thread in threading.enumerate() if thread.name == "tickets-write"}
+    store = SqliteTicketStore(db_path)
+    await store.start()
+    (writer,) = [t for t in threading.enumerate() if t.name == "tickets-write" and t not in before]
+    future = store.submit(make_ticket(1))
+    await store.close()
+    assert not writer.is_alive()
+    assert future.result() is True and len(rows_in(db_path)) == 1
