@@ -9,6 +9,7 @@ dialplan's fallback (no HOTLINE_ROUTE means the default queue) and still makes a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -108,7 +109,7 @@ class CallHandler:
         """Serve one call; never raises for the caller's or Asterisk's doing."""
         plan = self._dialplan()  # a call finishes on the dialplan version it started with
         env = session.env
-        args = tuple(env.args) + ("", "", "")
+        args = (*env.args, "", "", "")
         uniqueid = sanitize.asterisk_id(env.uniqueid) or _local_id()
         state = _CallState(
             linkedid=sanitize.asterisk_id(args[1]) or uniqueid,
@@ -130,8 +131,11 @@ class CallHandler:
         state.line = line
         # Bound for the call's task: every line logged while serving it carries these ids.
         with bind_call(
-            linkedid=state.linkedid, uniqueid=state.uniqueid, line=line.number,
-            caller=state.caller_number, line_source=match.source,
+            linkedid=state.linkedid,
+            uniqueid=state.uniqueid,
+            line=line.number,
+            caller=state.caller_number,
+            line_source=match.source,
         ):
             await self._serve(session, plan, match.source, state)
 
@@ -214,15 +218,19 @@ class CallHandler:
         for prompt in step.announce:
             await session.stream_file(plan.sound(prompt, language), "")
         if step.route.kind is RouteKind.EMERGENCY:  # a line that means emergency at once
-            await self._emergency(
-                session, plan, walk, step.route, state, time.perf_counter(), log
-            )
+            await self._emergency(session, plan, walk, step.route, state, time.perf_counter(), log)
             return
         await self._send_to(session, plan, walk, step.route, state)
 
     async def _emergency(
-        self, session: AgiSession, plan: Dialplan, walk: MenuWalk, route: Route,
-        state: _CallState, key_at: float, log: Any,
+        self,
+        session: AgiSession,
+        plan: Dialplan,
+        walk: MenuWalk,
+        route: Route,
+        state: _CallState,
+        key_at: float,
+        log: Any,
     ) -> None:
         service = plan.emergency[route.target]
         self._metrics.emergency_handoff_seconds.observe(time.perf_counter() - key_at)
@@ -242,8 +250,12 @@ class CallHandler:
         else:
             outcome = "all_failed"
         self._metrics.emergency_handoffs.labels(service=service.id, result=outcome).inc()
-        log.info("emergency.handoff", service=service.id, outcome=outcome,
-                 attempts=[(a.target, a.status) for a in result.attempts])
+        log.info(
+            "emergency.handoff",
+            service=service.id,
+            outcome=outcome,
+            attempts=[(a.target, a.status) for a in result.attempts],
+        )
         if outcome == "all_failed":
             # Every route failed: tell the caller to dial the number directly, and put them
             # through to a 12345 supervisor rather than leave them alone.
@@ -272,13 +284,15 @@ class CallHandler:
         await self._commit_then_route(session, plan, walk, state, route_value, target)
 
     async def _department(
-        self, session: AgiSession, plan: Dialplan, walk: MenuWalk,
-        targets: tuple[Any, ...], state: _CallState,
+        self,
+        session: AgiSession,
+        plan: Dialplan,
+        walk: MenuWalk,
+        targets: tuple[Any, ...],
+        state: _CallState,
     ) -> None:
         """按责转办: dial the agency's targets in order; if none answers, a 12345 agent."""
-        result = await department.transfer(
-            session, targets, line=state.line.number, path=walk.path
-        )
+        result = await department.transfer(session, targets, line=state.line.number, path=walk.path)
         state.transfer = result
         if result.answered:
             state.disposition = Disposition.AGENT
@@ -292,16 +306,20 @@ class CallHandler:
             )
 
     async def _commit_then_route(
-        self, session: AgiSession, plan: Dialplan, walk: MenuWalk, state: _CallState,
-        route_value: str, target: str,
+        self,
+        session: AgiSession,
+        plan: Dialplan,
+        walk: MenuWalk,
+        state: _CallState,
+        route_value: str,
+        target: str,
     ) -> None:
         # The ticket is committed before anyone (the agent's screen via HOTLINE_TICKET) is told
         # of it; a store that is slow or down delays the caller by a bounded moment at most.
         committed = self._submit_ticket(plan, walk, state)
-        try:
+        # A failure is counted by _count_ticket; it does not change the caller's route.
+        with contextlib.suppress(TimeoutError, TicketStoreError):
             await asyncio.wait_for(asyncio.shield(committed), _TICKET_COMMIT_WAIT_S)
-        except (TimeoutError, TicketStoreError):
-            pass  # counted by _count_ticket; the outcome does not change the caller's route
         await self._set_route(session, route_value, target, state)
 
     async def _set_route(
@@ -338,8 +356,13 @@ class CallHandler:
         state.provisional.add_done_callback(_consume)
 
     def _ticket(
-        self, plan: Dialplan, walk: MenuWalk, state: _CallState, *,
-        disposition: Disposition | None = None, ended_at: datetime | None = None,
+        self,
+        plan: Dialplan,
+        walk: MenuWalk,
+        state: _CallState,
+        *,
+        disposition: Disposition | None = None,
+        ended_at: datetime | None = None,
     ) -> Ticket:
         line = state.line
         route = state.route

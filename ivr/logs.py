@@ -90,7 +90,7 @@ class RedactSecrets:
             # Unchanged lists and tuples go on as they are (the JSON is the same); a set
             # becomes a list, as JSON has no sets.
             if isinstance(value, (list, tuple)) and all(
-                new is old for new, old in zip(items, value)
+                new is old for new, old in zip(items, value, strict=True)
             ):
                 return value
             return items

@@ -114,7 +114,9 @@ class ScrapedCounter(Collector):
 
     def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
         if set(labels) != set(self._labelnames):
-            raise ValueError(f"{self._name}: labels must be {self._labelnames}, not {tuple(labels)}")
+            raise ValueError(
+                f"{self._name}: labels must be {self._labelnames}, not {tuple(labels)}"
+            )
         return tuple(labels[name] for name in self._labelnames)
 
 
@@ -180,34 +182,47 @@ class Metrics:
 
     def _init_calls(self, registry: CollectorRegistry) -> None:
         self.calls = Counter(
-            "hotline_calls", "Calls that left the IVR, by line dialled and outcome.",
-            ["line", "outcome"], registry=registry,
+            "hotline_calls",
+            "Calls that left the IVR, by line dialled and outcome.",
+            ["line", "outcome"],
+            registry=registry,
         )
         self.active_calls = Gauge(
-            "hotline_active_calls", "Calls in the IVR now, by line dialled.",
-            ["line"], registry=registry,
+            "hotline_active_calls",
+            "Calls in the IVR now, by line dialled.",
+            ["line"],
+            registry=registry,
         )
         self.ivr_selections = Counter(
-            "hotline_ivr_selections", "Keys pressed in menus.", ["menu", "key"], registry=registry,
+            "hotline_ivr_selections",
+            "Keys pressed in menus.",
+            ["menu", "key"],
+            registry=registry,
         )
         self.ivr_timeouts = Counter(
-            "hotline_ivr_timeouts", "Menus where the caller pressed nothing in time.",
-            ["menu"], registry=registry,
+            "hotline_ivr_timeouts",
+            "Menus where the caller pressed nothing in time.",
+            ["menu"],
+            registry=registry,
         )
         self.key_to_command_seconds = Histogram(
             "hotline_key_to_command_seconds",
             "From a caller's key arriving to the service's next command sent.",
-            buckets=_FAST_BUCKETS, registry=registry,
+            buckets=_FAST_BUCKETS,
+            registry=registry,
         )
         self.agi_session_seconds = Histogram(
-            "hotline_agi_session_seconds", "Length of FastAGI sessions (time in the IVR).",
-            buckets=_SESSION_BUCKETS, registry=registry,
+            "hotline_agi_session_seconds",
+            "Length of FastAGI sessions (time in the IVR).",
+            buckets=_SESSION_BUCKETS,
+            registry=registry,
         )
         self.call_errors = Counter(
             "hotline_call_errors",
             "Calls the service could not finish itself, by kind: agi (Asterisk failed or timed "
             "out) or internal (an exception in the service); the PBX fallback took the caller.",
-            ["kind"], registry=registry,
+            ["kind"],
+            registry=registry,
         )
         self.fastagi_rejected_connections = ScrapedCounter(
             "hotline_fastagi_rejected_connections",
@@ -221,19 +236,23 @@ class Metrics:
     def _init_emergency(self, registry: CollectorRegistry) -> None:
         self.emergency_handoffs = Counter(
             "hotline_emergency_handoffs",
-            "Emergency hand-offs by service and result (answered, failed_over, all_failed, abandoned).",
-            ["service", "result"], registry=registry,
+            "Emergency hand-offs by service and result "
+            "(answered, failed_over, all_failed, abandoned).",
+            ["service", "result"],
+            registry=registry,
         )
         self.emergency_handoff_seconds = Histogram(
             "hotline_emergency_handoff_seconds",
             "The service's part of an emergency hand-off: key received to Dial command sent.",
-            buckets=_FAST_BUCKETS, registry=registry,
+            buckets=_FAST_BUCKETS,
+            registry=registry,
         )
         self.emergency_dial_attempts = Counter(
             "hotline_emergency_dial_attempts",
             "Dial attempts of emergency hand-offs, by service and Asterisk DIALSTATUS "
             "(ANSWER, BUSY, NOANSWER, CHANUNAVAIL, CONGESTION, CANCEL ...).",
-            ["service", "status"], registry=registry,
+            ["service", "status"],
+            registry=registry,
         )
 
     # -- agent queues ---------------------------------------------------------------------
@@ -243,17 +262,22 @@ class Metrics:
             "hotline_queue_calls",
             "Callers who left an agent queue, by queue and result: answered (an agent took "
             "the call), abandoned (the caller hung up waiting), exited (timeout or moved out).",
-            ["queue", "result"], registry=registry,
+            ["queue", "result"],
+            registry=registry,
         )
         self.queue_wait_seconds = Histogram(
             "hotline_queue_wait_seconds",
             "Time callers waited in an agent queue, by queue and result; the 15 s bucket gives "
             "the share answered within 15 s.",
-            ["queue", "result"], buckets=_QUEUE_WAIT_BUCKETS, registry=registry,
+            ["queue", "result"],
+            buckets=_QUEUE_WAIT_BUCKETS,
+            registry=registry,
         )
         self.queue_waiting = Gauge(
-            "hotline_queue_waiting", "Callers waiting in an agent queue now.",
-            ["queue"], registry=registry,
+            "hotline_queue_waiting",
+            "Callers waiting in an agent queue now.",
+            ["queue"],
+            registry=registry,
         )
 
     def queue_call_joined(self, queue: str) -> None:
@@ -261,7 +285,7 @@ class Metrics:
         self.queue_waiting.labels(queue=queue).inc()
 
     def queue_call_left(self, queue: str, result: QueueResult, wait_seconds: float) -> None:
-        """A caller left ``queue`` after ``wait_seconds``; keeps the counter and histogram in step."""
+        """A caller left ``queue`` after ``wait_seconds``: counter and histogram move together."""
         if result not in QUEUE_RESULTS:
             raise ValueError(f"queue result {result!r} is not one of {QUEUE_RESULTS}")
         self.queue_waiting.labels(queue=queue).dec()
@@ -272,8 +296,10 @@ class Metrics:
 
     def _init_tickets(self, registry: CollectorRegistry) -> None:
         self.tickets = Counter(
-            "hotline_tickets", "Tickets written, by backend and result (created, duplicate, failed).",
-            ["backend", "result"], registry=registry,
+            "hotline_tickets",
+            "Tickets written, by backend and result (created, duplicate, failed).",
+            ["backend", "result"],
+            registry=registry,
         )
         self.ticket_write_queue = Gauge(
             "hotline_ticket_write_queue",
@@ -300,12 +326,14 @@ class Metrics:
             "hotline_ticket_deliveries",
             "Ticket delivery attempts to the work-order system, by result (delivered, failed, "
             "reconciled: an attempt in doubt found delivered after all).",
-            ["result"], registry=registry,
+            ["result"],
+            registry=registry,
         )
         self.ticket_delivery_seconds = Histogram(
             "hotline_ticket_delivery_seconds",
             "From the end of a call to the work-order system acknowledging its ticket.",
-            buckets=_DELIVERY_BUCKETS, registry=registry,
+            buckets=_DELIVERY_BUCKETS,
+            registry=registry,
         )
 
     def watch_ticket_store(self, store: _StoreFigures) -> None:
@@ -325,23 +353,34 @@ class Metrics:
 
     def _init_ami(self, registry: CollectorRegistry) -> None:
         self.ami_connected = Gauge(
-            "hotline_ami_connected", "1 while the AMI link to a PBX node is logged in.",
-            ["node"], registry=registry,
+            "hotline_ami_connected",
+            "1 while the AMI link to a PBX node is logged in.",
+            ["node"],
+            registry=registry,
         )
         self.ami_reconnects = Counter(
-            "hotline_ami_reconnects", "AMI reconnect attempts per node.", ["node"], registry=registry,
+            "hotline_ami_reconnects",
+            "AMI reconnect attempts per node.",
+            ["node"],
+            registry=registry,
         )
         self.ami_events = Counter(
-            "hotline_ami_events", "AMI events received per node.", ["node"], registry=registry,
+            "hotline_ami_events",
+            "AMI events received per node.",
+            ["node"],
+            registry=registry,
         )
         self.ami_tracked_calls = Gauge(
-            "hotline_ami_tracked_calls", "Live calls on a PBX node, as the AMI call tracker sees them.",
-            ["node"], registry=registry,
+            "hotline_ami_tracked_calls",
+            "Live calls on a PBX node, as the AMI call tracker sees them.",
+            ["node"],
+            registry=registry,
         )
         self.ami_handler_errors = ScrapedCounter(
             "hotline_ami_handler_errors",
             "AMI event handlers that raised, per node (a bug in the service, not the PBX).",
-            ["node"], registry=registry,
+            ["node"],
+            registry=registry,
         )
 
     def watch_ami_node(self, node: str, link: _LinkFigures, tracker: _TrackerFigures) -> None:
@@ -357,12 +396,16 @@ class Metrics:
 
     def _init_service(self, registry: CollectorRegistry) -> None:
         self.dialplan_info = Gauge(
-            "hotline_dialplan_info", "The dialplan version serving calls (value is always 1).",
-            ["version"], registry=registry,
+            "hotline_dialplan_info",
+            "The dialplan version serving calls (value is always 1).",
+            ["version"],
+            registry=registry,
         )
         self.dialplan_reloads = Counter(
-            "hotline_dialplan_reloads", "Dialplan reloads, by result (success, failure).",
-            ["result"], registry=registry,
+            "hotline_dialplan_reloads",
+            "Dialplan reloads, by result (success, failure).",
+            ["result"],
+            registry=registry,
         )
         self.dialplan_last_reload_successful = Gauge(
             "hotline_dialplan_last_reload_successful",
@@ -372,11 +415,14 @@ class Metrics:
         self.ready = Gauge(
             "hotline_ready",
             "1 while a readiness check of /readyz holds (ami, fastagi, tickets), else 0.",
-            ["check"], registry=registry,
+            ["check"],
+            registry=registry,
         )
         self.build_info = Gauge(
-            "hotline_build_info", "The service's version (value is always 1).",
-            ["version"], registry=registry,
+            "hotline_build_info",
+            "The service's version (value is always 1).",
+            ["version"],
+            registry=registry,
         )
         self.build_info.labels(version=_package_version()).set(1)
         # CPU, memory, open files and start time of this process: restarts show as a new start.
@@ -412,4 +458,3 @@ def _package_version() -> str:
         return metadata.version("hotline-ivr")
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown"
-

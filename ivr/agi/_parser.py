@@ -248,9 +248,7 @@ def _parse_success(text: str) -> AgiReply:
         rest = rest[close + 1 :]
         if rest and not rest.startswith(" "):
             raise AgiProtocolError(f"garbage after parenthesis in AGI reply: {text[:80]!r}")
-    return AgiReply(
-        code=200, result=result, data=data, extras=_parse_extras(rest, text), text=body
-    )
+    return AgiReply(code=200, result=result, data=data, extras=_parse_extras(rest, text), text=body)
 
 
 def parse_reply(line: bytes) -> AgiReply:

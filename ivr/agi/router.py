@@ -26,6 +26,8 @@ class ScriptRouter:
         script = session.env.network_script.split("?", 1)[0].strip("/")
         handler = self._routes.get(script)
         if handler is None:
-            self._log.warning("fastagi.unknown_script", script=script, uniqueid=session.env.uniqueid)
+            self._log.warning(
+                "fastagi.unknown_script", script=script, uniqueid=session.env.uniqueid
+            )
             return
         await handler(session)

@@ -143,9 +143,7 @@ class AgiSession:
         except ConnectionError as exc:
             if self._expired:  # our own abort of a peer that stopped reading
                 self._state = _BROKEN
-                raise AgiTimeout(
-                    f"no reply to {_command_name(command)!r} in {timeout} s"
-                ) from None
+                raise AgiTimeout(f"no reply to {_command_name(command)!r} in {timeout} s") from None
             self._state = _HUNG_UP
             raise AgiHangup("AGI connection lost") from exc
         except ValueError as exc:  # the reader's line limit: a line longer than any real reply

@@ -149,12 +149,10 @@ class MenuWalk:
         return self._finish(action, reason, menu)
 
     def _finish(self, action: Action, reason: RouteReason, menu: Menu | None) -> Done:
-        request_kind: RequestKind = (action.request_kind
-                                     or (menu.request_kind if menu else None)
-                                     or self.line.request_kind)
-        urgency: Urgency = (action.urgency
-                            or (menu.urgency if menu else None)
-                            or self.line.urgency)
+        request_kind: RequestKind = (
+            action.request_kind or (menu.request_kind if menu else None) or self.line.request_kind
+        )
+        urgency: Urgency = action.urgency or (menu.urgency if menu else None) or self.line.urgency
         announce = action.announce
         if action.kind is ActionKind.EMERGENCY:
             urgency = Urgency.URGENT

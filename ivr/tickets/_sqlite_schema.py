@@ -111,9 +111,7 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
     for target in range(version + 1, SCHEMA_VERSION + 1):
         try:
             script = MIGRATIONS[target - 1]
-            conn.executescript(
-                f"BEGIN IMMEDIATE; {script} PRAGMA user_version = {target}; COMMIT;"
-            )
+            conn.executescript(f"BEGIN IMMEDIATE; {script} PRAGMA user_version = {target}; COMMIT;")
         except sqlite3.Error:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

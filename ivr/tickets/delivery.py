@@ -89,9 +89,7 @@ class Receiver(Protocol):
         ...
 
 
-def backoff_delay(
-    attempts: int, *, base_s: float, cap_s: float, rng: random.Random
-) -> timedelta:
+def backoff_delay(attempts: int, *, base_s: float, cap_s: float, rng: random.Random) -> timedelta:
     """The wait after the ``attempts``-th failure: exponential, capped, with "equal jitter"
     (half fixed, half random) so a receiver coming back is not hit by every worker at once."""
     ceiling = min(cap_s, base_s * 2 ** max(attempts - 1, 0))

@@ -142,8 +142,13 @@ class PostgresTicketStore(GroupCommitStore, TicketQueries):
         cur = await conn.execute(RECOVER, recover_params(self._instance, self._stale_after_s))
         found = max(cur.rowcount, 0)
         if found:
-            _log.warning("tickets.recovered", count=found, instance=self._instance,
-                         disposition=str(Disposition.SERVICE_ERROR), backend="postgres")
+            _log.warning(
+                "tickets.recovered",
+                count=found,
+                instance=self._instance,
+                disposition=str(Disposition.SERVICE_ERROR),
+                backend="postgres",
+            )
         return found
 
     async def _drop_write_conn(self) -> None:

@@ -152,9 +152,7 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
         """Log one callback attempt and move the callback on; see ``AfterCallStore``."""
         state = "done" if done else ("wanted" if retry_at is not None else "given_up")
         next_us = utc_us(retry_at, "retry_at") if retry_at is not None and not done else 0
-        count = await self._on_writer_guarded(
-            self._db_callback_attempt, attempt, state, next_us
-        )
+        count = await self._on_writer_guarded(self._db_callback_attempt, attempt, state, next_us)
         if count is None:
             raise TicketStoreError(f"no ticket {attempt.ticket_id}")
         return count
@@ -180,9 +178,7 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
 
     def _db_connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(
-                self._path, timeout=self._busy_timeout_s, isolation_level=None
-            )
+            conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
             opened = False
             try:
                 # Check the version before anything else: a newer service's file is not ours
@@ -211,8 +207,12 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
         params = recover_params(self._instance, self._stale_after_s)
         found = conn.execute(RECOVER, params).rowcount
         if found:
-            _log.warning("tickets.recovered", count=found, instance=self._instance,
-                         disposition=str(Disposition.SERVICE_ERROR))
+            _log.warning(
+                "tickets.recovered",
+                count=found,
+                instance=self._instance,
+                disposition=str(Disposition.SERVICE_ERROR),
+            )
         return int(found)
 
     def _db_insert(self, tickets: list[Ticket]) -> list[bool | TicketStoreError]:
@@ -243,9 +243,7 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
             self._db_discard()
             raise
 
-    def _db_claim(
-        self, limit: int, now_us: int, until_us: int, claim_id: str
-    ) -> list[sqlite3.Row]:
+    def _db_claim(self, limit: int, now_us: int, until_us: int, claim_id: str) -> list[sqlite3.Row]:
         conn = self._db_connection()
         try:
             # One IMMEDIATE transaction: another process on the same file waits for it, so two
