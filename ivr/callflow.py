@@ -137,13 +137,10 @@ class CallHandler:
             caller=state.caller_number,
             line_source=match.source,
         ):
-            await self._serve(session, plan, match.source, state)
+            await self._serve(session, plan, state)
 
-    async def _serve(
-        self, session: AgiSession, plan: Dialplan, line_source: str, state: _CallState
-    ) -> None:
+    async def _serve(self, session: AgiSession, plan: Dialplan, state: _CallState) -> None:
         line = state.line
-        # line_source is bound with the call's ids: a bind() here built a new logger per call.
         log = self._log
         walk = MenuWalk(plan, line, now=state.started_at)
         metrics = self._metrics
