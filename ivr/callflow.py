@@ -181,7 +181,6 @@ class CallHandler:
     async def _run(
         self, session: AgiSession, plan: Dialplan, walk: MenuWalk, state: _CallState, log: Any
     ) -> None:
-        language = "zh"
         metrics = self._metrics
         step = walk.start()
         if not (isinstance(step, Done) and step.route.kind is RouteKind.EMERGENCY):
@@ -193,7 +192,9 @@ class CallHandler:
             log.debug("ivr.ask", menu=step.menu, prompts=list(step.prompts))
             digit: str | None = None
             for prompt in step.prompts:
-                digit = await session.stream_file(plan.sound(prompt, language), step.escape_digits)
+                # Read at each prompt: a language key switches it mid-call.
+                sound = plan.sound(prompt, walk.language)
+                digit = await session.stream_file(sound, step.escape_digits)
                 if digit:
                     break
             if not digit:
@@ -213,7 +214,7 @@ class CallHandler:
         assert isinstance(step, Done)
         state.route = step.route
         for prompt in step.announce:
-            await session.stream_file(plan.sound(prompt, language), "")
+            await session.stream_file(plan.sound(prompt, walk.language), "")
         if step.route.kind is RouteKind.EMERGENCY:  # a line that means emergency at once
             await self._emergency(session, plan, walk, step.route, state, time.perf_counter(), log)
             return
@@ -256,7 +257,7 @@ class CallHandler:
         if outcome == "all_failed":
             # Every route failed: tell the caller to dial the number directly, and put them
             # through to a 12345 supervisor rather than leave them alone.
-            await session.stream_file(plan.sound(EMERGENCY_FAILED_PROMPT, "zh"), "")
+            await session.stream_file(plan.sound(EMERGENCY_FAILED_PROMPT, walk.language), "")
             supervisor = plan.queues[plan.supervisor_queue]
             await self._set_route(session, variables.ROUTE_QUEUE, supervisor.asterisk_queue, state)
 
@@ -392,6 +393,7 @@ class CallHandler:
             emergency_target=handoff.last_target if handoff else "",
             emergency_result=handoff.last_status if handoff else "",
             node=self._node,
+            language=walk.language,
             extra=extra,
         )
 

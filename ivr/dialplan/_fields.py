@@ -24,7 +24,7 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 class Reference:
     """A use of one configured object by another, checked once everything is read."""
 
-    kind: str  # "menu", "queue", "prompt", "department", "emergency", "schedule"
+    kind: str  # "menu", "queue", "prompt", "department", "emergency", "schedule", "language"
     target: str
     mark: Mark
     path: str

@@ -38,6 +38,7 @@ _TARGET_KIND = {
     ActionKind.DEPARTMENT: "department",
     ActionKind.INFO: "prompt",
     ActionKind.HANGUP: "prompt",
+    ActionKind.LANGUAGE: "language",  # checked against settings.languages
 }
 _BARE_VERBS = {"back": ActionKind.BACK, "repeat": ActionKind.REPEAT, "hangup": ActionKind.HANGUP}
 _ROUTING = (ActionKind.QUEUE, ActionKind.DEPARTMENT, ActionKind.MESSAGE, ActionKind.CALLBACK)
@@ -51,6 +52,7 @@ _MODIFIERS: dict[ActionKind, tuple[str, ...]] = {
     ActionKind.EMERGENCY: ("kind", "announce"),  # an emergency is always urgent
     ActionKind.INFO: ("kind", "then"),
     ActionKind.HANGUP: (),
+    ActionKind.LANGUAGE: (),
 }
 TRANSFERRING = "transferring"
 # Seconds each dial target rings when the file gives no timeout: an emergency route is

@@ -311,11 +311,15 @@ def _read_line(
     closed: Action | None
     if (closed_node := mapping.get("closed")) is not None:
         closed = read_action(reader, closed_node, join(path, "closed"))
-        if closed is not None and closed.kind in (ActionKind.BACK, ActionKind.REPEAT):
+        if closed is not None and closed.kind in (
+            ActionKind.BACK,
+            ActionKind.REPEAT,
+            ActionKind.LANGUAGE,
+        ):
             reader.report(
                 closed_node.mark,
                 join(path, "closed"),
-                "back and repeat mean nothing before a menu was played",
+                "back, repeat and language mean nothing before a menu was played",
             )
             closed = None
     else:
@@ -424,6 +428,15 @@ def _build(reader: Reader, sources: _Sources) -> Dialplan | None:
     }
     used: dict[str, set[str]] = {kind: set() for kind in defined}
     for reference in reader.references:
+        if reference.kind == "language":
+            # A language is not a section object: it must be one the settings list.
+            if reference.target not in usable.languages:
+                reader.report(
+                    reference.mark,
+                    reference.path,
+                    f"language {reference.target!r} is not in settings.languages",
+                )
+            continue
         used[reference.kind].add(reference.target)
         if reference.target not in defined[reference.kind].marks:
             note = f" ({reference.note})" if reference.note else ""

@@ -50,11 +50,13 @@ class ActionKind(enum.StrEnum):
     MESSAGE = "message"  # leave a voice message for a queue
     CALLBACK = "callback"  # ask a queue to call back
     HANGUP = "hangup"  # end the call
+    LANGUAGE = "language"  # switch the prompts to another language, then ask the menu again
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One action. ``target`` is a menu, queue, emergency service, department or prompt id.
+    """One action. ``target`` is a menu, queue, emergency service, department or prompt id,
+    or for LANGUAGE a language code of ``settings.languages``.
 
     ``request_kind``/``urgency`` override the menu's and the line's; ``announce`` is the
     prompts to play before handing over (the loader fills in "transferring" for queue

@@ -53,7 +53,8 @@ class MenuWalk:
     """One call's way through the menus of one line.
 
     ``path`` records each menu entered and each key pressed, e.g.
-    ``("root", "root:2", "complaint", "complaint:1")``; timeouts leave no mark.
+    ``("root", "root:2", "complaint", "complaint:1")``; timeouts leave no mark. A
+    language key (``root:8``) switches :attr:`language` and asks the same menu again.
     Invalid keys and timeouts share one count per menu visit: after ``retries``
     re-asks the next failure takes the menu's fallback.
     """
@@ -62,7 +63,7 @@ class MenuWalk:
         self.plan = plan
         self.line = line
         self.now = now
-        self.language = language
+        self._language = language
         self._stack: list[str] = []  # menus entered, for "back"
         self._path: list[str] = []
         self._failures = 0
@@ -73,6 +74,11 @@ class MenuWalk:
     def path(self) -> tuple[str, ...]:
         """Menus entered and keys pressed so far."""
         return tuple(self._path)
+
+    @property
+    def language(self) -> str:
+        """The language the caller hears: the one given at the start until a LANGUAGE key."""
+        return self._language
 
     @property
     def menu(self) -> str | None:
@@ -142,6 +148,12 @@ class MenuWalk:
                 self._failures = 0
             return self._ask(self.plan.menus[self._stack[-1]])
         if menu is not None and action.kind is ActionKind.REPEAT:
+            return self._ask(menu)
+        if menu is not None and action.kind is ActionKind.LANGUAGE:
+            # The caller chose a language: the same menu again, now spoken in it. A fresh
+            # count of failures, as when the menu is entered.
+            self._language = action.target
+            self._failures = 0
             return self._ask(menu)
         if menu is not None and action.kind is ActionKind.INFO and action.then_back:
             self._failures = 0

@@ -54,7 +54,9 @@ def _action_node(
         return [Node(_node_id("menu", parent), parent, "menu") for parent in parents] or [
             Node(_node_id("menu", menu_id), menu_id, "menu")
         ]
-    if action.kind is ActionKind.REPEAT or (action.kind is ActionKind.INFO and action.then_back):
+    if action.kind in (ActionKind.REPEAT, ActionKind.LANGUAGE) or (
+        action.kind is ActionKind.INFO and action.then_back
+    ):
         return [Node(_node_id("menu", menu_id), menu_id, "menu")]
     if action.kind in (ActionKind.QUEUE, ActionKind.MESSAGE, ActionKind.CALLBACK):
         label = f"{action.kind.value}: {plan.queues[action.target].label}"
@@ -75,6 +77,8 @@ def _key_label(key: str, action: Action) -> str:
         return f"{key} info {action.target}"
     if action.kind in (ActionKind.BACK, ActionKind.REPEAT):
         return f"{key} {action.kind.value}"
+    if action.kind is ActionKind.LANGUAGE:
+        return f"{key} language {action.target}"
     return key
 
 

@@ -84,7 +84,7 @@ def simulate(
     walk = MenuWalk(plan, line, when)
     step: Step = walk.start()
     while isinstance(step, Ask):
-        _write_ask(plan, step, write)
+        _write_ask(plan, step, walk.language, write)
         key = next_key(step)
         if key == HANG_UP:
             write("caller hangs up in the menus (the ticket records an abandoned call)")
@@ -96,20 +96,23 @@ def simulate(
         else:
             write(f"  key {key}{_where(plan, step.menu, key)}")
             step = walk.key(key)
-    _write_done(plan, step, write)
+    _write_done(plan, step, walk.language, write)
     _write_ticket(line, walk.path, step.route, write)
     return step
 
 
-def _text(plan: Dialplan, prompt_id: str) -> str:
+def _text(plan: Dialplan, prompt_id: str, language: str) -> str:
+    """The words of a prompt in the caller's language, or Mandarin where it has none."""
     prompt = plan.prompts.get(prompt_id)
-    return prompt.texts.get("zh", "") if prompt is not None else ""
+    if prompt is None:
+        return ""
+    return prompt.texts.get(language) or prompt.texts.get("zh", "")
 
 
-def _write_ask(plan: Dialplan, ask: Ask, write: Callable[[str], None]) -> None:
+def _write_ask(plan: Dialplan, ask: Ask, language: str, write: Callable[[str], None]) -> None:
     write(f"menu {ask.menu} (keys {' '.join(ask.escape_digits)}, timeout {ask.timeout_s:g}s)")
     for prompt_id in ask.prompts:
-        write(f"  play {prompt_id}: {_text(plan, prompt_id)}")
+        write(f"  play {prompt_id}: {_text(plan, prompt_id, language)}")
 
 
 def _where(plan: Dialplan, menu_id: str, key: str) -> str:
@@ -120,9 +123,9 @@ def _where(plan: Dialplan, menu_id: str, key: str) -> str:
     return f" -> {action.kind.value}{target}"
 
 
-def _write_done(plan: Dialplan, done: Done, write: Callable[[str], None]) -> None:
+def _write_done(plan: Dialplan, done: Done, language: str, write: Callable[[str], None]) -> None:
     for prompt_id in done.announce:
-        write(f"  play {prompt_id}: {_text(plan, prompt_id)}")
+        write(f"  play {prompt_id}: {_text(plan, prompt_id, language)}")
     route = done.route
     write(f"route {route.kind.value} {_describe_target(plan, route)} ({route.reason.value})")
 

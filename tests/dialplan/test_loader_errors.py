@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ivr.dialplan import DialplanError, load_dialplan
+from ivr.dialplan.model import Action, ActionKind
 
 WriteYaml = Callable[..., Path]
 
@@ -126,6 +127,13 @@ def test_the_base_dialplan_is_valid(write_yaml: WriteYaml) -> None:
                      "    makeup_days: [2026-10-01]",
                      "24:19: schedules.office.makeup_days: 2026-10-01 is both a holiday and a "
                      "make-up working day", id="holiday and make-up day"),
+        pytest.param(30, '      "1": {language: en}',
+                     "30:23: menus.root.keys.1.language: language 'en' is not in "
+                     "settings.languages", id="language not in the settings"),
+        pytest.param(25, '  "96119": {label: x, kind: report, menu: root, schedule: office, '
+                     "closed: {language: zh}}",
+                     "25:75: lines.96119.closed: back, repeat and language mean nothing "
+                     "before a menu was played", id="language as the closed action"),
         pytest.param(1, "extras: {}\nsettings:",
                      "1:1: extras: unknown key 'extras' (expected one of: "
                      "settings, prompts, queues, departments, emergency, schedules, lines, "
@@ -177,6 +185,15 @@ def test_an_unused_queue_is_a_warning_only(write_yaml: WriteYaml) -> None:
     assert [str(w) for w in plan.warnings] == [
         f"{path}:13:3: queues.spare: warning: queue 'spare' is never used"
     ]
+
+
+def test_a_language_of_the_settings_is_a_valid_action(write_yaml: WriteYaml) -> None:
+    """With English in settings.languages, ``{language: en}`` loads as a LANGUAGE action."""
+    text = variant(3, "  supervisor_queue: general\n  languages: [zh, en]")
+    text = text.replace('      "2": {emergency: fire}', '      "2": {emergency: fire}\n'
+                        '      "8": {language: en}')
+    plan = load_dialplan([write_yaml(text)])
+    assert plan.menus["root"].keys["8"] == Action(ActionKind.LANGUAGE, "en")
 
 
 def test_a_missing_english_text_is_a_warning(write_yaml: WriteYaml) -> None:

@@ -105,10 +105,22 @@ async def test_a_silent_caller_reaches_a_human(hotline: Hotline) -> None:
 
 async def test_wrong_keys_reach_a_human(hotline: Hotline) -> None:
     """Wrong keys re-ask with the invalid-key prompt, then hand the caller to an agent."""
-    record, ticket = await hotline.call(CallScript(caller_number="13300004444", keys=("7", "8", "7")))
+    record, ticket = await hotline.call(CallScript(caller_number="13300004444", keys=("7", "5", "7")))
     assert record.destination == "queue:hotline-agents"
     assert record.prompts.count("hotline/zh/invalid") == 2
     assert ticket is not None and ticket.extra["route_reason"] == "invalid"
+
+
+async def test_key_8_speaks_english_and_tickets_it(hotline: Hotline) -> None:
+    """Key 8 on 12345 replays the welcome in English, and the ticket records the language."""
+    record, ticket = await hotline.call(CallScript(caller_number="13300005555", keys=("8", "1")))
+    assert record.prompts[:2] == ("hotline/zh/welcome-12345", "hotline/en/welcome-12345")
+    assert "hotline/en/transferring" in record.prompts
+    assert not any(prompt.startswith("hotline/zh/") for prompt in record.prompts[1:])
+    assert record.destination == "queue:hotline-agents"
+    assert ticket is not None
+    assert ticket.language == "en"
+    assert ticket.ivr_path == ("root", "root:8", "root:1")
 
 
 async def test_a_hangup_mid_menu_still_makes_a_ticket(hotline: Hotline) -> None:

@@ -73,3 +73,11 @@ def test_missing_graphviz_is_a_clear_error(shipped: Dialplan,
     monkeypatch.setenv("PATH", "")
     with pytest.raises(ToolError, match="dot is not installed.*graphviz"):
         render(shipped, "png")
+
+
+def test_the_language_key_loops_back_to_its_menu(shipped: Dialplan) -> None:
+    """The language key redraws the same menu, labelled with the language, not a hang-up."""
+    _, arrows = edges(shipped, "12345")
+    languages = [arrow for arrow in arrows if "language" in arrow.label]
+    assert languages and all(arrow.source == arrow.target for arrow in languages)
+    assert languages[0].label == "8 language en"

@@ -105,3 +105,12 @@ def test_cli_simulate_asks_on_the_terminal(monkeypatch: pytest.MonkeyPatch,
     assert main(["simulate", "--dialplans", str(SHIPPED), "--line", "12345"]) == 0
     out = capsys.readouterr().out
     assert "not a key" in out and "no key (timeout)" in out and "route queue general" in out
+
+
+def test_after_the_language_key_prompts_are_shown_in_english(shipped: Dialplan) -> None:
+    """12345, 8, 1: the menu is played again with its English words, and so is the hand-over."""
+    out: list[str] = []
+    simulate(shipped, "12345", WORKDAY_9AM, scripted(["8", "1"]), out.append)
+    assert "  key 8 -> language en" in out
+    assert f"  play welcome-12345: {shipped.prompts['welcome-12345'].texts['en']}" in out
+    assert f"  play transferring: {shipped.prompts['transferring'].texts['en']}" in out
