@@ -171,8 +171,7 @@ class CallEvents:
             self._emit(
                 "AgentCalled",
                 "agent",
-                f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
-                f"Interface: {interface}\r\nMemberName: {member}\r\n",
+                _member_headers(channel, agent, queue, interface, member),
             )
 
     def agent_connect(
@@ -194,9 +193,8 @@ class CallEvents:
             self._emit(
                 "AgentConnect",
                 "agent",
-                f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
-                f"Interface: {interface}\r\nMemberName: {member}\r\n"
-                f"HoldTime: {hold_time}\r\nRingTime: {ring_time}\r\n",
+                _member_headers(channel, agent, queue, interface, member)
+                + f"HoldTime: {hold_time}\r\nRingTime: {ring_time}\r\n",
             )
 
     def agent_complete(
@@ -215,9 +213,8 @@ class CallEvents:
             self._emit(
                 "AgentComplete",
                 "agent",
-                f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
-                f"Interface: {interface}\r\nMemberName: {member}\r\n"
-                f"HoldTime: {hold_time}\r\nTalkTime: {talk_time}\r\nReason: {reason}\r\n",
+                _member_headers(channel, agent, queue, interface, member)
+                + f"HoldTime: {hold_time}\r\nTalkTime: {talk_time}\r\nReason: {reason}\r\n",
             )
 
     def queue_leave(self, channel: Channel, queue: str, position: int, count: int) -> None:
@@ -228,3 +225,13 @@ class CallEvents:
                 "agent",
                 f"{channel.snapshot()}Queue: {queue}\r\nPosition: {position}\r\nCount: {count}\r\n",
             )
+
+
+def _member_headers(
+    channel: Channel, agent: Channel, queue: str, interface: str, member: str
+) -> str:
+    """What app_queue's member events start with: the caller, the agent as Dest*, the member."""
+    return (
+        f"{channel.snapshot()}{agent.dest_snapshot()}Queue: {queue}\r\n"
+        f"Interface: {interface}\r\nMemberName: {member}\r\n"
+    )
