@@ -7,6 +7,7 @@ closes: the parent ends it by closing the pipe, never by a signal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
@@ -16,10 +17,14 @@ from typing import Any
 
 
 def pin_to_core(core: int | None) -> list[int]:
-    """Run this process (and every thread it starts later) on ``core``; the cores it may use."""
+    """Run this process (and every thread it starts later) on ``core``; the cores it may use.
+
+    The request is checked against the machine's cores, not this process's current affinity:
+    a child inherits its parent's pinning, and must still be able to move to its own core.
+    A core the machine lacks (or an affinity refused) leaves the process where it is.
+    """
     if core is not None and hasattr(os, "sched_setaffinity"):
-        available = os.sched_getaffinity(0)
-        if core in available:
+        with contextlib.suppress(OSError):
             os.sched_setaffinity(0, {core})
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 

@@ -59,15 +59,19 @@ async def drive(args: argparse.Namespace) -> None:
                 )
                 await asyncio.sleep(1.0)  # py-spy attaches; nothing to wait on but its start
             cpu_before, began = calls.cpu_seconds(service.pid), time.perf_counter()
+            driver_before = time.process_time()
             records = await calls.place_many(pbx, calls.menu_call, args.calls, args.concurrency)
             wall = time.perf_counter() - began
+            driver = time.process_time() - driver_before
             cpu = calls.cpu_seconds(service.pid) - cpu_before
             if spy is not None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
                 await asyncio.wait_for(spy.wait(), 30)
             ok = sum(1 for r in records if r.destination == calls.MENU_DESTINATION)
             print(f"{ok} calls ok in {wall:.2f} s: {ok / wall:,.0f}/s, "
-                  f"{ok / cpu:,.0f} per CPU-second of the service", file=sys.stderr)
+                  f"{ok / cpu:,.0f} per CPU-second of the service; the service's core "
+                  f"{100 * cpu / wall:.0f} % busy, the driver's {100 * driver / wall:.0f} %",
+                  file=sys.stderr)
             for channel in pbx.live_channels():
                 pbx.hangup(channel.name)
             await asyncio.gather(*held)
