@@ -9,10 +9,12 @@ replaces the parts that lose data or hide failures:
 - coroutine handlers run as tasks this protocol owns and ends;
 - actions still waiting when the connection drops fail with :class:`AmiConnectionLost`
   instead of being queued for a blind re-send;
-- a read that brings many messages is handled in slices of ``slice_size``, one slice per
-  turn of the event loop with reading paused meanwhile, so that a burst of events (a
-  reconnect's channel list, a busy PBX after a stall) cannot hold a caller's key press back
-  for more than a slice's worth of work (~20 us an event).
+- a read that brings many messages is handled in slices, one slice per turn of the event
+  loop with reading paused meanwhile, so that a burst of events (a reconnect's channel list,
+  a busy PBX after a stall) cannot hold a caller's key press back for more than a slice's
+  worth of work (~20 us an event). A slice is half of what waits, at least ``slice_size``
+  and at most ``max_slice``: a fixed slice per turn capped the link's intake below what a
+  busy PBX sends while the loop's turns grew with the calls, and the PBX dropped events.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ __all__ = [
 ]
 
 _FAILED_RESPONSES = frozenset({"error", "failure", "fail"})
-#: Messages handled per turn of the event loop; the rest of a large read waits for the next.
+#: Messages handled per turn of the event loop, at least; the rest of a large read waits.
 DEFAULT_SLICE_SIZE = 32
+#: Messages handled per turn of the event loop, at most (~10 ms of work).
+DEFAULT_MAX_SLICE = 512
 
 
 class ParsedMessage(Message):  # type: ignore[misc]  # panoramisk is untyped
@@ -170,12 +174,14 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         slice_size: int = DEFAULT_SLICE_SIZE,
+        max_slice: int = DEFAULT_MAX_SLICE,
         log: logging.Logger | None = None,
     ) -> None:
         super().__init__()
-        if slice_size < 1:
-            raise ValueError(f"slice_size must be at least 1, not {slice_size}")
+        if not 1 <= slice_size <= max_slice:
+            raise ValueError(f"need 1 <= slice_size <= max_slice, not {slice_size}, {max_slice}")
         self._slice_size = slice_size
+        self._max_slice = max_slice
         self._backlog: deque[AmiMessage] = deque()
         self._initial_factory = factory
         self._max_message_size = max_message_size
@@ -285,7 +291,10 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         if self.closed:
             backlog.clear()
             return
-        take = min(self._slice_size, len(backlog))
+        # Half of the backlog: a backlog that grows between turns (the PBX sends faster than
+        # one slice per turn) is worked down as fast as it grows, yet no turn is held long.
+        waiting = len(backlog)
+        take = min(waiting, self._max_slice, max(self._slice_size, (waiting + 1) // 2))
         self._handle_all([backlog.popleft() for _ in range(take)])
         if self.closed:
             backlog.clear()

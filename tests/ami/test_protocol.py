@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from ivr.ami import AmiLink, AmiMessage
 from ivr.ami.protocol import AmiProtocol
 
@@ -33,7 +35,7 @@ async def test_a_large_read_is_handled_in_slices_in_order() -> None:
         transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
         data = b"".join(b"Event: Newstate\r\nUniqueid: %d\r\n\r\n" % n for n in range(100))
         protocol.data_received(b"Asterisk Call Manager/11.0.0\r\n" + data)
-        assert len(seen) == 8 and protocol.backlog == 92
+        assert len(seen) == 50 and protocol.backlog == 50  # half of what waits
         assert not transport.is_reading()  # type: ignore[attr-defined]
         await asyncio.wait_for(done.wait(), BOUND)
         assert seen == [str(n) for n in range(100)]
@@ -42,6 +44,49 @@ async def test_a_large_read_is_handled_in_slices_in_order() -> None:
         transport.close()
     finally:
         theirs.close()
+
+
+async def test_a_growing_backlog_is_worked_down_by_half_each_turn() -> None:
+    """Each turn takes half of what waits (within the bounds): 4,000 events take 11 turns,
+    not 4,000 / slice_size, so a PBX that sends faster than one slice per turn is kept up
+    with; no turn takes more than ``max_slice``."""
+    loop = asyncio.get_running_loop()
+    link = AmiLink(host="127.0.0.1", port=5038, username="u", secret="s", node="n")
+    per_turn: list[int] = []
+    done = asyncio.Event()
+    total = 4000
+
+    def on_event(event: AmiMessage) -> None:
+        if not per_turn or per_turn[-1] < 0:
+            per_turn.append(0)
+            loop.call_soon(lambda: per_turn.append(-1))  # marks the end of this turn
+        per_turn[-1] += 1
+        if event.get("Uniqueid") == str(total - 1):
+            done.set()
+
+    link.subscribe("*", on_event)
+    protocol = AmiProtocol(factory=link.manager, slice_size=8, max_slice=1000)
+    ours, theirs = socket.socketpair()
+    try:
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+        data = b"".join(b"Event: Newstate\r\nUniqueid: %d\r\n\r\n" % n for n in range(total))
+        protocol.data_received(data)
+        await asyncio.wait_for(done.wait(), BOUND)
+        turns = [n for n in per_turn if n > 0]
+        assert sum(turns) == total
+        assert turns[:3] == [1000, 1000, 1000]  # capped at max_slice
+        assert turns[3:] == [500, 250, 125, 63, 31, 16, 8, 7]  # at least slice_size
+        transport.close()
+    finally:
+        theirs.close()
+
+
+def test_slice_bounds_are_checked() -> None:
+    """A slice of 0, or a minimum above the maximum, is refused at construction."""
+    with pytest.raises(ValueError, match="slice_size"):
+        AmiProtocol(slice_size=0)
+    with pytest.raises(ValueError, match="slice_size"):
+        AmiProtocol(slice_size=64, max_slice=32)
 
 
 async def test_a_small_read_is_handled_at_once() -> None:
