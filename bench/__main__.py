@@ -118,7 +118,8 @@ async def call_figures(
 def _brief(result: calls.RunResult) -> str:
     return (f"{result.calls_per_s:,.0f} calls/s ({result.calls_per_cpu_s:,.0f}/CPU-s), "
             f"key p99 {result.menu_p99_ms:.2f} ms, emergency p99 {result.emergency_p99_ms:.2f} ms, "
-            f"{result.kib_per_call:.1f} KiB/call")
+            f"{result.kib_per_call:.1f} KiB/call, core {100 * result.cpu_share:.0f} % busy, "
+            f"AMI {result.ami_events_per_call:.1f} events/call, {result.ami_events_dropped} dropped")
 
 
 def median(runs: list[dict[str, Any]], key: str) -> float:
@@ -144,6 +145,10 @@ def summary(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         row("key -> next command p99 (ms), 1,000 held", "menu_p99_ms", ".2f", "<= 2 ms", False)
         row("emergency key -> EXEC Dial p99 (ms)", "emergency_p99_ms", ".2f", "<= 5 ms", False)
         row("memory per held call (KiB)", "kib_per_call", ".1f", "<= 16 KB", False)
+        dropped = median(ours, "ami_events_dropped")
+        per_call = median(ours, "ami_events_per_call")
+        rows.append((f"  AMI events read per call / dropped by the PBX [{loop}]",
+                     f"{per_call:.1f} / {dropped:,.0f}", "-", "-", "0 dropped"))
     ami = report["ami"]["runs"]
     for name, title in (("ours", "AMI events/s, parser+protocol+tracker"),
                         ("parser", "AMI events/s, parser alone")):

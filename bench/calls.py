@@ -221,6 +221,10 @@ class RunResult:
     probe_keys: int = 0
     service_key_p99_bucket_ms: float = float("nan")
     service_emergency_p99_bucket_ms: float = float("nan")
+    # The throughput run's AMI stream: events the service counted per call, and events the
+    # PBX dropped because the service read too slowly (a tracker that missed them is wrong).
+    ami_events_per_call: float = float("nan")
+    ami_events_dropped: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -284,6 +288,8 @@ async def one_run(
         tickets_before = await counter(
             target.http_port, "hotline_tickets_total", backend="sqlite", result="created"
         )
+        events_before = await counter(target.http_port, "hotline_ami_events_total", node="sim")
+    dropped_before = pbx.dropped_events
     cpu_before, began = cpu_seconds(target.pid), time.perf_counter()
     records = await place_many(pbx, menu_call, settings.calls, settings.concurrency)
     wall = time.perf_counter() - began
@@ -295,7 +301,10 @@ async def one_run(
     result.calls_per_s = result.calls_ok / wall
     result.calls_per_cpu_s = result.calls_ok / cpu if cpu > 0 else float("inf")
     result.cpu_share = cpu / wall
+    result.ami_events_dropped = pbx.dropped_events - dropped_before
     if service:
+        events = await counter(target.http_port, "hotline_ami_events_total", node="sim")
+        result.ami_events_per_call = (events - events_before) / len(records)
         result.tickets_created = await counter(
             target.http_port, "hotline_tickets_total", backend="sqlite", result="created"
         ) - tickets_before

@@ -59,7 +59,7 @@ async def drive(args: argparse.Namespace) -> None:
                 )
                 await asyncio.sleep(1.0)  # py-spy attaches; nothing to wait on but its start
             cpu_before, began = calls.cpu_seconds(service.pid), time.perf_counter()
-            driver_before = time.process_time()
+            driver_before, dropped_before = time.process_time(), pbx.dropped_events
             records = await calls.place_many(pbx, calls.menu_call, args.calls, args.concurrency)
             wall = time.perf_counter() - began
             driver = time.process_time() - driver_before
@@ -70,7 +70,8 @@ async def drive(args: argparse.Namespace) -> None:
             ok = sum(1 for r in records if r.destination == calls.MENU_DESTINATION)
             print(f"{ok} calls ok in {wall:.2f} s: {ok / wall:,.0f}/s, "
                   f"{ok / cpu:,.0f} per CPU-second of the service; the service's core "
-                  f"{100 * cpu / wall:.0f} % busy, the driver's {100 * driver / wall:.0f} %",
+                  f"{100 * cpu / wall:.0f} % busy, the driver's {100 * driver / wall:.0f} %; "
+                  f"{pbx.dropped_events - dropped_before} AMI events dropped",
                   file=sys.stderr)
             for channel in pbx.live_channels():
                 pbx.hangup(channel.name)

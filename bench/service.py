@@ -3,7 +3,8 @@
     python -m bench.service --ami-port PORT [--loop asyncio|uvloop] [--core 0] [--db DIR]
 
 It is built as ``ivr.demo`` builds it (``ivr.app.build_app`` + ``ivr.app.start``, the shipped
-dialplans, the SQLite ticket store, the AMI link with call tracking), logs JSON lines at
+dialplans, the SQLite ticket store, the AMI link with call tracking and the event filter of
+the generated manager.conf, sent as a ``Filter`` action), logs JSON lines at
 ``info`` as ``hotline-ivr run`` does (to /dev/null, the formatting cost is kept), and judges
 business hours by a fixed working Monday morning so that every line is open.
 """
@@ -29,14 +30,15 @@ AMI_SECRET = "bench-secret"  # the simulated PBX's own, on loopback only
 WORKING_HOURS = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
-async def serve(ami_port: int, db_dir: Path, log_level: str) -> None:
+async def serve(ami_port: int, db_dir: Path, log_level: str, event_filter: bool) -> None:
     """Run the service until the parent closes our stdin."""
     with open(os.devnull, "w", encoding="utf-8") as sink:
         configure_logging(level=log_level, json=True, stream=sink, secrets=(AMI_SECRET,))
         config = ServiceConfig(
             fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
             ami=(AmiNodeConfig(node="sim", host="127.0.0.1", port=ami_port, username="hotline",
-                               secret=AMI_SECRET, ping_interval=5),),
+                               secret=AMI_SECRET, ping_interval=5,
+                               send_filter=event_filter),),
             http=HttpConfig(host="127.0.0.1", port=0),
             tickets=TicketsConfig(path=db_dir / "tickets.sqlite3"),
             dialplans=DIALPLANS,
@@ -60,10 +62,17 @@ def main() -> None:
     parser.add_argument("--core", type=int, default=None)
     parser.add_argument("--db", type=Path, default=None, help="folder of the ticket database")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--no-event-filter", action="store_true",
+        help="take every AMI event, not only the service's (as manager.conf's eventfilter does)",
+    )
     args = parser.parse_args()
     _proc.pin_to_core(args.core)
     with tempfile.TemporaryDirectory(prefix="hotline-bench-", dir=args.db) as folder:
-        _proc.run(serve(args.ami_port, Path(folder), args.log_level), args.loop)
+        _proc.run(
+            serve(args.ami_port, Path(folder), args.log_level, not args.no_event_filter),
+            args.loop,
+        )
 
 
 if __name__ == "__main__":
