@@ -14,6 +14,7 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from ivr.agi._parser import AgiEnvironment, EnvironmentParser
+from ivr.agi.connection import AgiConnection, LineTooLong
 from ivr.agi.errors import AgiError, AgiHangup, AgiProtocolError
 from ivr.agi.session import AgiSession
 
@@ -56,6 +57,7 @@ class FastAgiServer:
         self._log: FilteringBoundLogger = logger or structlog.get_logger("ivr.agi")
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: set[_Pending] = set()
         self._active_sessions = 0
         self._rejected_connections = 0
         self._closing = False
@@ -82,12 +84,9 @@ class FastAgiServer:
         """Bind and start accepting connections."""
         if self._server is not None:
             raise RuntimeError("FastAgiServer already started")
-        self._server = await asyncio.start_server(
-            self._serve,
-            self._host,
-            self._port,
-            backlog=self._backlog,
-            limit=self._line_limit,
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._new_connection, self._host, self._port, backlog=self._backlog
         )
         self._log.debug("fastagi.started", host=self._host, port=self.port)
 
@@ -97,6 +96,8 @@ class FastAgiServer:
             return
         self._closing = True
         self._server.close()
+        for pending in list(self._pending):  # still in their environment: not calls yet
+            pending.close()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
         remaining = set(self._tasks)
@@ -107,52 +108,45 @@ class FastAgiServer:
         await self._server.wait_closed()
         self._log.info("fastagi.closed", cancelled=len(remaining))
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None  # start_server runs each connection in its own task
+    # -- a connection, until its environment is read -------------------------------------
+
+    def _new_connection(self) -> AgiConnection:
+        return AgiConnection(self._line_limit, on_made=self._accept)
+
+    def _accept(self, connection: AgiConnection) -> None:
+        """A socket is open: refuse it at once, or read its environment as lines arrive."""
+        if self._closing:
+            self._reject(connection, "server closing")
+            return
+        if self._allowed_peers is not None:
+            peer = connection.peer_host()
+            if peer not in self._allowed_peers:
+                self._reject(connection, "peer not allowed", peer)
+                return
+        pending = _Pending(self, connection)
+        self._pending.add(pending)
+        connection.when_lines(pending.on_lines)
+
+    def _reject(self, connection: AgiConnection, reason: str, peer: str | None = None) -> None:
+        self._rejected_connections += 1
+        self._log.warning(
+            "fastagi.rejected", peer=peer or connection.peer_host(), reason=reason
+        )
+        connection.abort()
+
+    def _start_call(self, connection: AgiConnection, env: AgiEnvironment) -> None:
+        """The environment is complete: the call runs in a task of its own."""
+        task = asyncio.get_running_loop().create_task(self._serve(connection, env))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        peer = writer.get_extra_info("peername")
-        peer_host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
-        try:
-            accepted = await self._accept(reader, peer_host)
-            if isinstance(accepted, str):
-                self._rejected_connections += 1
-                self._log.warning("fastagi.rejected", peer=peer_host, reason=accepted)
-                writer.transport.abort()
-                return
-            session = AgiSession(reader, writer, accepted, command_timeout=self._command_timeout)
-            try:
-                await self._run_handler(session)
-            finally:
-                session.close()
-        finally:
-            await self._close_writer(writer)
 
-    async def _accept(self, reader: asyncio.StreamReader, peer_host: str) -> AgiEnvironment | str:
-        """The call's environment, or why the connection is refused."""
-        if self._closing:
-            return "server closing"
-        if self._allowed_peers is not None and peer_host not in self._allowed_peers:
-            return "peer not allowed"
-        parser = EnvironmentParser(max_bytes=self._header_limit)
+    async def _serve(self, connection: AgiConnection, env: AgiEnvironment) -> None:
+        session = AgiSession(connection, env, command_timeout=self._command_timeout)
         try:
-            async with asyncio.timeout(self._header_timeout):
-                while True:
-                    line = await reader.readline()
-                    if not line.endswith(b"\n"):
-                        return "connection closed inside the AGI environment"
-                    env = parser.feed_line(line)
-                    if env is not None:
-                        return env
-        except TimeoutError:
-            return f"no complete AGI environment in {self._header_timeout} s"
-        except ValueError:  # the reader's line limit
-            return f"AGI environment line over {self._line_limit} bytes"
-        except AgiProtocolError as exc:
-            return str(exc)
-        except ConnectionError as exc:
-            return f"connection lost in the AGI environment: {exc!r}"
+            await self._run_handler(session)
+        finally:
+            session.close()
+            self._close(connection)
 
     async def _run_handler(self, session: AgiSession) -> None:
         # The call's logger is bound only if something is logged: most calls log nothing here.
@@ -174,10 +168,67 @@ class FastAgiServer:
         finally:
             self._active_sessions -= 1
 
-    async def _close_writer(self, writer: asyncio.StreamWriter) -> None:
-        writer.close()
+    def _close(self, connection: AgiConnection) -> None:
+        """Close the socket, which tells Asterisk the AGI is done; a peer that does not take
+        our last bytes within ``_CLOSE_TIMEOUT`` is dropped hard."""
+        connection.close()
+        if not connection.lost and connection.write_buffer_size:
+            asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, connection.abort)
+
+
+class _Pending:
+    """A connection reading its environment block: bounded in bytes, lines and time.
+
+    Lines are fed to the parser as they arrive, in ``data_received``: no task exists until
+    the environment is complete, so a silent, slow or garbage peer costs a timer and a buffer.
+    """
+
+    __slots__ = ("_connection", "_parser", "_server", "_timer")
+
+    def __init__(self, server: FastAgiServer, connection: AgiConnection) -> None:
+        self._server = server
+        self._connection = connection
+        self._parser = EnvironmentParser(max_bytes=server._header_limit)
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            server._header_timeout, self._expired
+        )
+
+    def on_lines(self) -> None:
+        """Feed what arrived to the parser; start the call, or refuse the connection."""
+        connection, parser = self._connection, self._parser
         try:
-            async with asyncio.timeout(_CLOSE_TIMEOUT):
-                await writer.wait_closed()
-        except (TimeoutError, OSError):
-            writer.transport.abort()
+            while (line := connection.next_line()) is not None:
+                if not line.endswith(b"\n"):
+                    self._refuse("connection closed inside the AGI environment")
+                    return
+                env = parser.feed_line(line)
+                if env is not None:
+                    self._done()
+                    self._server._start_call(connection, env)
+                    return
+        except LineTooLong:
+            self._refuse(f"AGI environment line over {self._server._line_limit} bytes")
+        except AgiProtocolError as exc:
+            self._refuse(str(exc))
+        except ConnectionError as exc:
+            self._refuse(f"connection lost in the AGI environment: {exc!r}")
+
+    def close(self) -> None:
+        """The server closes: drop the connection, it never became a call."""
+        self._done()
+        self._connection.abort()
+
+    def _expired(self) -> None:
+        self._timer = None
+        self._refuse(f"no complete AGI environment in {self._server._header_timeout} s")
+
+    def _refuse(self, reason: str) -> None:
+        self._done()
+        self._server._reject(self._connection, reason)
+
+    def _done(self) -> None:
+        self._connection.when_lines(None)
+        self._server._pending.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

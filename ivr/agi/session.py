@@ -19,6 +19,7 @@ from typing import Final
 
 from ivr.agi import _commands
 from ivr.agi._parser import AgiEnvironment, AgiReply, AgiReplyParser
+from ivr.agi.connection import AgiConnection, LineTooLong
 from ivr.agi.errors import (
     AgiCommandError,
     AgiError,
@@ -52,28 +53,25 @@ class AgiSession:
     __slots__ = (
         "_busy",
         "_command_timeout",
+        "_connection",
         "_deadline",
         "_expired",
         "_loop",
         "_parser",
-        "_reader",
         "_state",
         "_timer",
-        "_writer",
         "env",
     )
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        connection: AgiConnection,
         env: AgiEnvironment,
         *,
         command_timeout: float = 30.0,
     ) -> None:
         self.env = env
-        self._reader = reader
-        self._writer = writer
+        self._connection = connection
         self._parser = AgiReplyParser()
         self._command_timeout = command_timeout
         self._state = _OPEN
@@ -121,16 +119,18 @@ class AgiSession:
     async def _exchange(self, command: bytes, timeout: float) -> AgiReply:
         self._arm(timeout)
         try:
-            writer = self._writer
-            writer.write(command)
-            transport = writer.transport
+            connection = self._connection
+            connection.write(command)
             # A command line almost always leaves at once (the buffer stays empty): drain()
-            # would only cost a coroutine. It is still awaited for a peer slow to read, and for
-            # a closing transport, where it raises the connection's error.
-            if transport.get_write_buffer_size() or transport.is_closing():
-                await writer.drain()
+            # is only awaited for a peer slow to read, and for a closing connection, where it
+            # raises the connection's error.
+            if connection.must_drain:
+                await connection.drain()
             while True:
-                line = await self._reader.readline()
+                line = connection.next_line()
+                if line is None:
+                    await connection.readable()
+                    continue
                 if not line.endswith(b"\n"):
                     self._state = _HUNG_UP
                     raise AgiHangup("Asterisk closed the AGI connection")
@@ -146,7 +146,7 @@ class AgiSession:
                 raise AgiTimeout(f"no reply to {_command_name(command)!r} in {timeout} s") from None
             self._state = _HUNG_UP
             raise AgiHangup("AGI connection lost") from exc
-        except ValueError as exc:  # the reader's line limit: a line longer than any real reply
+        except LineTooLong as exc:  # a line longer than any real reply
             self._state = _BROKEN
             raise AgiProtocolError(str(exc)) from exc
         except AgiError as exc:
@@ -177,10 +177,10 @@ class AgiSession:
         # Overdue: wake the command with a TimeoutError from its reader. The reader is spent
         # after that, as the session is (out of step), so nothing else is lost.
         self._expired = True
-        self._reader.set_exception(TimeoutError())
-        transport = self._writer.transport
-        if transport.get_write_buffer_size() > 0:  # stuck in drain(): the peer does not read
-            transport.abort()
+        connection = self._connection
+        connection.set_exception(TimeoutError())
+        if connection.write_buffer_size > 0:  # stuck in drain(): the peer does not read
+            connection.abort()
 
     def close(self) -> None:
         """Drop the session's timer; the server calls this when the call's handler is done."""

@@ -1,0 +1,69 @@
+"""AgiConnection's line framing, fed directly: lines split at "\\n" only, limits, end of stream,
+and errors handed to the reader in place of the next line."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ivr.agi.connection import AgiConnection, LineTooLong
+
+
+def _lines(connection: AgiConnection) -> list[bytes]:
+    out: list[bytes] = []
+    while (line := connection.next_line()) is not None:
+        out.append(line)
+        if not line.endswith(b"\n"):
+            break  # end of stream
+    return out
+
+
+def test_lines_split_at_newline_only_across_reads() -> None:
+    """A "\\r" inside a value stays in its line; a line cut across reads is joined."""
+    connection = AgiConnection(line_limit=100)
+    connection.data_received(b"200 result=1 (a\rb)\nagi_chan")
+    assert _lines(connection) == [b"200 result=1 (a\rb)\n"]
+    connection.data_received(b"nel: SIP/x\r\n\n")
+    assert _lines(connection) == [b"agi_channel: SIP/x\r\n", b"\n"]
+
+
+def test_end_of_stream_gives_the_rest_then_nothing() -> None:
+    """After EOF the unterminated rest is read, then b"" as from readline."""
+    connection = AgiConnection(line_limit=100)
+    connection.data_received(b"HANGUP\n200 res")
+    connection.eof_received()
+    assert _lines(connection) == [b"HANGUP\n", b"200 res"]
+    assert connection.next_line() == b""
+
+
+@pytest.mark.parametrize("data", [b"x" * 101 + b"\n", b"ok\n" + b"x" * 101],
+                         ids=["complete", "unterminated"])
+def test_a_line_over_the_limit_is_refused(data: bytes) -> None:
+    """A line longer than the limit, whole or still arriving, raises LineTooLong."""
+    connection = AgiConnection(line_limit=100)
+    connection.data_received(data)
+    with pytest.raises(LineTooLong):
+        _lines(connection)
+
+
+async def test_an_error_set_from_outside_wakes_the_waiting_reader() -> None:
+    """set_exception settles the reader's wait; its next read raises the error."""
+    connection = AgiConnection(line_limit=100)
+    assert connection.next_line() is None
+    waiting = connection.readable()
+    asyncio.get_running_loop().call_soon(connection.set_exception, TimeoutError())
+    await asyncio.wait_for(waiting, 5.0)
+    with pytest.raises(TimeoutError):
+        connection.next_line()
+
+
+def test_lines_arriving_with_no_reader_are_announced() -> None:
+    """when_lines is told of lines that arrive with no reader waiting (the environment)."""
+    connection = AgiConnection(line_limit=100)
+    connection.data_received(b"agi_channel: SIP/a\n")
+    seen: list[bytes] = []
+    connection.when_lines(lambda: seen.extend(_lines(connection)))  # lines already here
+    connection.data_received(b"agi_uniq")  # no complete line: nothing to announce
+    connection.data_received(b"ueid: 1.1\n\n")
+    assert seen == [b"agi_channel: SIP/a\n", b"agi_uniqueid: 1.1\n", b"\n"]
