@@ -88,14 +88,16 @@ class Target:
             await self.process.wait()
 
 
-async def start_target(name: str, module: str, *args: str) -> Target:
-    """Start ``python -m module args`` and read its ports."""
+async def start_target(
+    name: str, module: str, *args: str, under: tuple[str, ...] = (), start_s: float = 60
+) -> Target:
+    """Start ``python -m module args`` (run by ``under``, e.g. valgrind) and read its ports."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", module, *args, cwd=ROOT,
+        *under, sys.executable, "-m", module, *args, cwd=ROOT,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 60)
+    line = await asyncio.wait_for(process.stdout.readline(), start_s)
     if not line:
         await process.wait()
         raise RuntimeError(f"{module} exited with {process.returncode} before serving")

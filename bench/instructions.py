@@ -1,0 +1,108 @@
+"""Instructions per call of the service, counted by callgrind: a figure for comparing two
+versions of the code that this shared machine's noise does not move.
+
+    .venv/bin/python -m bench.instructions [--calls 300] [--loop asyncio|uvloop] [--held 0]
+
+The service runs as in ``python -m bench`` but under ``valgrind --tool=callgrind`` with
+instrumentation off; after a warm-up it is switched on (``callgrind_control``) for ``--calls``
+two-level menu calls placed 20 at a time, then off again. The count covers every thread of the
+service (the ticket writer's too) and the C code it runs (the interpreter, SQLite, the
+kernel-call wrappers), not the time spent in the kernel. Valgrind runs the threads one at a
+time, so the count is the same work whatever the machine does meanwhile; it is not a speed:
+read it as a ratio between two versions, measured by the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import _proc, calls
+from bench._timing import Stamps, timed_pbx
+
+_TOTALS = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
+
+
+async def run_calls(args: argparse.Namespace, out: Path) -> None:
+    """Start the service under callgrind, which writes its count to ``out`` at exit."""
+    stamps = Stamps()
+    with timed_pbx(stamps):
+        pbx = calls.start_pbx()
+        await pbx.start()
+        service = await calls.start_target(
+            "service", "bench.service", "--ami-port", str(pbx.ami_port), "--loop", args.loop,
+            "--core", "0",
+            under=("valgrind", "-q", "--tool=callgrind", "--instr-atstart=no",
+                   f"--callgrind-out-file={out}"),
+            start_s=300,
+        )
+        try:
+            pbx.agi_port = service.agi_port
+            await calls.place_many(pbx, calls.menu_call, args.warmup, 20)
+            held = [asyncio.ensure_future(pbx.place_call(calls.hold_call(n)))
+                    for n in range(args.held)]
+            if args.held:
+                stamps.holding, stamps.hold_target = 0, args.held
+                await asyncio.wait_for(stamps.all_holding.wait(), 300)
+            await _control("--instr=on", service.pid)
+            records = await calls.place_many(pbx, calls.menu_call, args.calls, 20)
+            await _control("--instr=off", service.pid)
+            ok = sum(1 for r in records if r.destination == calls.MENU_DESTINATION)
+            if ok != args.calls:
+                raise RuntimeError(f"only {ok} of {args.calls} calls reached the agents")
+            for channel in pbx.live_channels():
+                pbx.hangup(channel.name)
+            await asyncio.gather(*held)
+        finally:
+            await service.stop()
+            await pbx.close()
+
+
+def instructions(out: Path) -> int:
+    """The instructions counted while instrumentation was on."""
+    totals = _TOTALS.findall(out.read_text(errors="replace"))
+    if not totals:
+        raise RuntimeError(f"no totals in {out}")
+    return int(totals[-1])
+
+
+async def _control(option: str, pid: int) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "callgrind_control", option, str(pid),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    if await process.wait() != 0:
+        raise RuntimeError(f"callgrind_control {option} {pid} failed")
+
+
+def main() -> None:
+    """Parse the command line, count, print instructions per call."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--held", type=int, default=0)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--keep", type=Path, help="copy callgrind's output here (for callgrind_annotate)"
+    )
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        sys.exit("valgrind (with callgrind_control) is needed: apt-get install valgrind")
+    _proc.pin_to_core(1)
+    with tempfile.TemporaryDirectory(prefix="hotline-callgrind-") as folder:
+        out = Path(folder) / "callgrind.out"
+        asyncio.run(run_calls(args, out))
+        total = instructions(out)
+        if args.keep:
+            shutil.copyfile(out, args.keep)
+    print(f"{total / args.calls:,.0f} instructions per call ({args.calls} calls, {args.loop})")
+
+
+if __name__ == "__main__":
+    main()
