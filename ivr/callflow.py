@@ -186,7 +186,7 @@ class CallHandler:
         if not (isinstance(step, Done) and step.route.kind is RouteKind.EMERGENCY):
             # The provisional ticket: if this process dies mid-call, a restart finds it and
             # the call still has its one ticket. Not awaited, and never ahead of a line that
-            # hands off to 110/119/120/122 at once (its ticket is written after the Dial).
+            # hands off to 110/119/120/122 at once (its own comes right after the Dial).
             self._submit_provisional(plan, walk, state)
         while isinstance(step, Ask):
             log.debug("ivr.ask", menu=step.menu, prompts=list(step.prompts))
@@ -232,6 +232,11 @@ class CallHandler:
     ) -> None:
         service = plan.emergency[route.target]
         self._metrics.emergency_handoff_seconds.observe(time.perf_counter() - key_at)
+        if state.provisional is None:
+            # A line that hands off at once has no provisional ticket yet, and nothing may
+            # come before its Dial, which lasts as long as the emergency call. The session
+            # writes the Dial before its first await, so a callback queued now runs after it.
+            asyncio.get_running_loop().call_soon(self._submit_provisional, plan, walk, state)
         result = await emergency.hand_off(
             session, service.id, service.targets, line=state.line.number, path=walk.path
         )

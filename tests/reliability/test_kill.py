@@ -1,6 +1,7 @@
 """The real service process killed with SIGKILL while callers wait in its menus: every caller
 still reaches a human through the dialplan's fallback, and after a restart every call has
-exactly one ticket. And SIGHUP reloads the dialplan of a running process."""
+exactly one ticket; so has an emergency call killed during its Dial. And SIGHUP reloads the
+dialplan of a running process."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import asyncio
 import signal
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from ivr.simpbx import CallScript, SimulatedPbx
 from ivr.tickets.sqlite import SqliteTicketStore
@@ -19,6 +22,7 @@ from tests.reliability.service_process import (
     spawn,
     write_config,
 )
+from tests.transfer.held_dial import AT_ONCE_LINE, AT_ONCE_TARGET, hold_dials, write_at_once_line
 
 CALLS = 12
 
@@ -88,6 +92,48 @@ async def test_sigkill_mid_call_then_restart(tmp_path: Path) -> None:
         assert (await store.outbox_counts()).pending == CALLS  # due for delivery
     finally:
         await store.close()
+
+
+async def test_sigkill_during_an_emergency_dial_then_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line that hands off to 119 at once, the service SIGKILLed while the Dial lasts: the
+    caller stays with 119, and the restarted service finds the call's provisional ticket and
+    makes it its one service-error ticket."""
+    hold_dials(monkeypatch)  # the Dial lasts until the service is gone
+    async with SimulatedPbx(agi_port=0, ami_secret=AMI_SECRET) as pbx:
+        port = free_port()
+        config = write_config(tmp_path, pbx, http_port=port)
+        write_at_once_line(tmp_path / "dialplans")
+        database = tmp_path / "tickets.sqlite3"
+        first = await spawn(config, pbx, http_port=port)
+        call = asyncio.create_task(pbx.place_call(CallScript("13900000001", dialled=AT_ONCE_LINE)))
+        try:
+            async with asyncio.timeout(BOUND_S):
+                await pbx.wait_holding(1)
+                await wait_provisional(first, 1)
+            await first.kill()
+            async with asyncio.timeout(BOUND_S):
+                record = await call
+        finally:
+            call.cancel()
+            await asyncio.gather(call, return_exceptions=True)
+            await first.stop()
+        assert first.process.returncode == -signal.SIGKILL
+        assert (record.destination, record.dial_attempts) == (
+            f"dial:{AT_ONCE_TARGET}", ((AT_ONCE_TARGET, "ANSWER"),),
+        )
+        assert dispositions(database) == {record.linkedid: "in_progress"}
+
+        second = await spawn(config, pbx, http_port=port)
+        try:
+            recovered = await second.wait_for("tickets.recovered")
+            status, body = await second.get("/tickets?limit=500")
+        finally:
+            assert await second.stop() == 0
+    assert recovered["count"] == 1 and status == 200
+    assert [t["linkedid"] for t in body["tickets"]] == [record.linkedid]
+    assert dispositions(database) == {record.linkedid: "service_error"}
 
 
 async def test_sighup_reloads_the_dialplan(tmp_path: Path) -> None:
