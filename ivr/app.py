@@ -200,7 +200,10 @@ async def _fastagi_server(app: web.Application) -> AsyncIterator[None]:
         ScriptRouter(
             {
                 "ivr": handler,
-                "survey": SurveyHandler(app[STORE], prompts=_survey_prompts(app[ACTIVE].current)),
+                "survey": SurveyHandler(
+                    app[STORE],
+                    prompts=lambda language: _survey_prompts(app[ACTIVE].current, language),
+                ),
             }
         ),
         host=config.fastagi.host,
@@ -217,12 +220,14 @@ async def _fastagi_server(app: web.Application) -> AsyncIterator[None]:
         await server.close()
 
 
-def _survey_prompts(plan: Dialplan) -> SurveyPrompts:
-    """The survey's sound files, as Asterisk names them (``hotline/zh/survey``)."""
+def _survey_prompts(plan: Dialplan, language: str) -> SurveyPrompts:
+    """The survey's sound files in the call's language, as Asterisk names them
+    (``hotline/en/survey``); a language without the recording (or ``""``) gets zh's, as in
+    the call itself."""
     defaults = SurveyPrompts()
     return SurveyPrompts(
         *(
-            plan.sound(prompt, "zh") if prompt in plan.prompts else prompt
+            plan.sound(prompt, language) if prompt in plan.prompts else prompt
             for prompt in (defaults.question, defaults.invalid, defaults.thanks)
         )
     )
