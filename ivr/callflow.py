@@ -141,7 +141,9 @@ class CallHandler:
 
     async def _serve(self, session: AgiSession, plan: Dialplan, state: _CallState) -> None:
         line = state.line
-        log = self._log
+        # One bound logger for the call's lines: each method called on the lazy proxy from
+        # get_logger() builds a logger anew, even for a debug line that is filtered out.
+        log = self._log.bind()
         walk = MenuWalk(plan, line, now=state.started_at)
         metrics = self._metrics
         active = metrics.child(metrics.active_calls, line.number)
