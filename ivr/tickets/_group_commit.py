@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -81,7 +80,8 @@ class GroupCommitWriter:
         # Provisional tickets still in the queue, by Linkedid: their final ticket replaces them.
         self._provisional: dict[str, _Queued] = {}
         self._wakeup = asyncio.Event()
-        self._batch_full = asyncio.Event()
+        # Settled when the batch being waited for fills (or the writer closes): see _fill.
+        self._batch_full: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._in_flight = 0
@@ -108,7 +108,7 @@ class GroupCommitWriter:
             return
         self._closed = True
         self._wakeup.set()
-        self._batch_full.set()
+        self._end_fill()
         if self._task is not None:
             await self._task
 
@@ -141,7 +141,7 @@ class GroupCommitWriter:
         self._last_submitted = future
         self._wakeup.set()
         if len(self._queue) >= self._batch_max:
-            self._batch_full.set()
+            self._end_fill()
         return future
 
     async def flush(self) -> None:
@@ -198,9 +198,7 @@ class GroupCommitWriter:
                     await self._wakeup.wait()
                     continue
                 if len(self._queue) < self._batch_max and self._max_delay_s and not self._closed:
-                    self._batch_full.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._batch_full.wait(), self._max_delay_s)
+                    await self._fill()
                 size = min(len(self._queue), self._batch_max)
                 batch = [self._queue.popleft() for _ in range(size)]
                 if self._provisional:
@@ -213,6 +211,25 @@ class GroupCommitWriter:
             self._provisional.clear()
             while self._queue:
                 _fail_item(self._queue.popleft(), TicketStoreError("the ticket store stopped"))
+
+    async def _fill(self) -> None:
+        """Wait at most ``max_delay_s`` for the batch to fill, or the writer to close.
+
+        A future and a timer: what ``wait_for(event.wait(), delay)`` does, without its task
+        and callbacks for every batch.
+        """
+        loop = asyncio.get_running_loop()
+        self._batch_full = full = loop.create_future()
+        timer = loop.call_later(self._max_delay_s, _settle, full)
+        try:
+            await full
+        finally:
+            timer.cancel()
+            self._batch_full = None
+
+    def _end_fill(self) -> None:
+        if self._batch_full is not None:
+            _settle(self._batch_full)
 
     async def _commit(self, batch: list[_Queued]) -> None:
         self._in_flight = len(batch)
@@ -347,6 +364,11 @@ class GroupCommitStore(abc.ABC):
     def recovered(self) -> int | None:
         """Provisional tickets of a dead process finalised at start; None until first opened."""
         return self._recovered
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _fail(future: asyncio.Future[bool], error: TicketStoreError) -> None:

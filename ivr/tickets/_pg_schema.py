@@ -85,7 +85,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 INSERT = (
     f"INSERT INTO tickets ({', '.join(INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join(f'%({name})s' for name in INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('%s' for _ in INSERT_COLUMNS)}) "
     f"ON CONFLICT (linkedid) DO UPDATE SET {UPSERT_SET} {UPSERT_GUARD} RETURNING linkedid"
 )
 RECOVER = (

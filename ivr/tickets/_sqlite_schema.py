@@ -86,7 +86,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 INSERT = (
     f"INSERT INTO tickets ({', '.join(INSERT_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + name for name in INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)}) "
     f"ON CONFLICT (linkedid) DO UPDATE SET {UPSERT_SET} {UPSERT_GUARD}"
 )
 RECOVER = (

@@ -220,7 +220,16 @@ class SqliteTicketStore(GroupCommitStore, TicketQueries):
         conn = self._db_connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            inserted = [conn.execute(INSERT, row).rowcount == 1 for row in rows]
+            # One statement for the batch. Its row count only says how many rows were new (or
+            # replaced a provisional row); if that is not all of them, which ones is unknown:
+            # undo it and write row by row, where each row's count tells. That is rare (a
+            # ticket submitted twice, a provisional one after its final one).
+            if conn.executemany(INSERT, rows).rowcount == len(rows):
+                inserted = [True] * len(rows)
+            else:
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                inserted = [conn.execute(INSERT, row).rowcount == 1 for row in rows]
             conn.execute("COMMIT")
         except sqlite3.Error:
             self._db_discard()

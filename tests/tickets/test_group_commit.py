@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ivr.tickets._group_commit import GroupCommitWriter
-from ivr.tickets._rows import Row, encode_batch, outcomes
+from ivr.tickets._rows import INSERT_COLUMNS, encode_batch, outcomes
 from ivr.tickets.errors import TicketStoreError
 from ivr.tickets.model import Disposition, Ticket
 from tests.tickets.conftest import MakeTicket
@@ -29,18 +29,19 @@ class MemoryBackend:
         self.entered = asyncio.Event()
         self.fail_next: BackendDown | None = None
         self.instance = "node-a"
-        self.rows: list[Row] = []
+        self.rows: list[dict[str, str | int | None]] = []  # by column name
 
     async def insert(self, tickets: list[Ticket]) -> list[bool | TicketStoreError]:
         """Commit ``tickets`` once the gate is open; for each, whether its Linkedid was new."""
         rows, errors = encode_batch(tickets, self.instance)
-        self.rows.extend(rows)
+        named = [dict(zip(INSERT_COLUMNS, row, strict=True)) for row in rows]
+        self.rows.extend(named)
         self.entered.set()
         await self.gate.wait()
         if self.fail_next is not None:
             error, self.fail_next = self.fail_next, None
             raise error
-        batch = [str(row["linkedid"]) for row in rows]
+        batch = [str(row["linkedid"]) for row in named]
         self.batches.append(batch)
         new = []
         for linkedid in batch:
@@ -222,3 +223,36 @@ async def test_failed_batch_fails_the_superseded_provisional_too(
     for future in (provisional, final):
         with pytest.raises(TicketStoreError, match="disk on fire"):
             future.result()
+
+
+async def test_a_batch_waits_to_fill_until_full_closed_or_late(
+    backend: MemoryBackend, make_ticket: MakeTicket
+) -> None:
+    """The writer waits up to max_delay_s for a batch to fill: a full batch or close ends it
+    at once, and the wait is a timer, not a task per batch."""
+    writer = GroupCommitWriter(
+        backend.insert, failure=BackendDown, batch_max=3, max_delay_s=60,
+        task_name="filling-writer", log_fields={},
+    )  # fmt: skip
+    writer.start()
+    tasks = len(asyncio.all_tasks())
+    first = writer.submit(make_ticket(0))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not first.done() and backend.batches == []  # waiting for the batch to fill
+    assert len(asyncio.all_tasks()) == tasks
+    rest = [writer.submit(make_ticket(n)) for n in (1, 2)]
+    assert await asyncio.wait_for(asyncio.gather(first, *rest), 5) == [True] * 3
+    last = writer.submit(make_ticket(3))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(writer.close(), 5)
+    assert last.result() is True
+    assert [len(batch) for batch in backend.batches] == [3, 1]
+
+    late = GroupCommitWriter(
+        backend.insert, failure=BackendDown, batch_max=3, max_delay_s=0.05,
+        task_name="late-writer", log_fields={},
+    )  # fmt: skip
+    late.start()
+    assert await asyncio.wait_for(late.submit(make_ticket(4)), 5) is True
+    await late.close()
