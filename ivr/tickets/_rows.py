@@ -122,6 +122,11 @@ def encode_batch(
             rows.append(encode(ticket, instance, now_us=now_us))
         except TicketStoreError as exc:
             errors.append(exc)
+        except (AttributeError, TypeError, ValueError) as exc:
+            # A field of the wrong type that encode does not check (a time that is None, a
+            # path that is not JSON): this ticket fails, not its batch nor the writer.
+            ticket_id = getattr(ticket, "ticket_id", "?")
+            errors.append(TicketStoreError(f"ticket {ticket_id} cannot be stored: {exc}"))
         else:
             errors.append(None)
     return rows, errors

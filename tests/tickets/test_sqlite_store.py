@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -167,18 +168,24 @@ async def test_submit_after_close_fails_the_future(
 async def test_invalid_tickets_fail_alone(
     store: SqliteTicketStore, make_ticket: MakeTicket
 ) -> None:
-    """A naive time, a foreign ticket id or a missing field fails that ticket, not its batch."""
+    """A naive time, a foreign ticket id, a missing field, a missing time or a path that is
+    not JSON fails that ticket, not its batch nor the store's later batches."""
     naive = make_ticket(1, ended_at=datetime(2024, 5, 9, 14, 33))
     foreign = make_ticket(2, ticket_id="T-something-else")
     missing = make_ticket(4, caller_number=None)
+    no_start = dataclasses.replace(make_ticket(5), started_at=None)
+    odd_path = make_ticket(6, ivr_path=(object(),))
     good = make_ticket(3)
-    futures = [store.submit(t) for t in (naive, foreign, missing, good)]
+    futures = [store.submit(t) for t in (naive, foreign, missing, no_start, odd_path, good)]
     outcomes = await asyncio.gather(*futures, return_exceptions=True)
     assert isinstance(outcomes[0], TicketStoreError) and "ended_at" in str(outcomes[0])
     assert isinstance(outcomes[1], TicketError) and "T-something-else" in str(outcomes[1])
     assert isinstance(outcomes[2], TicketStoreError) and "caller_number" in str(outcomes[2])
-    assert outcomes[3] is True
-    assert await store.count() == 1
+    assert isinstance(outcomes[3], TicketStoreError) and make_ticket(5).ticket_id in str(outcomes[3])
+    assert isinstance(outcomes[4], TicketStoreError) and make_ticket(6).ticket_id in str(outcomes[4])
+    assert outcomes[5] is True
+    assert await store.submit(make_ticket(7)) is True  # the writer goes on
+    assert await store.count() == 2
 
 
 async def test_query_filters(store: SqliteTicketStore, make_ticket: MakeTicket) -> None:
