@@ -278,7 +278,8 @@ def _event_consumers(
     The event name is looked up once in a table built here, so the ~20 events of a call that
     neither the tracker nor the queue figures read cost a count and one dict lookup.
     """
-    events = metrics.ami_events.labels(node=node)
+    received = 0  # this node's events: hotline_ami_events_total, read when scraped
+    metrics.ami_events.read(lambda: received, node=node)
     queues = QueueStats()
 
     def track(event: AmiMessage) -> None:
@@ -303,7 +304,8 @@ def _event_consumers(
         consumers[name] = both if tracked and queued else track if tracked else queue
 
     def on_event(event: AmiMessage) -> None:
-        events.inc()
+        nonlocal received
+        received += 1
         consumer = consumers.get(event.event)
         if consumer is not None:
             consumer(event)

@@ -364,7 +364,9 @@ class Metrics:
             ["node"],
             registry=registry,
         )
-        self.ami_events = Counter(
+        # Counted in a plain int by each node's event handler (``ivr.app``) and read here at
+        # scrape time: a Counter's inc() takes a lock, for every event the PBX sends.
+        self.ami_events = ScrapedCounter(
             "hotline_ami_events",
             "AMI events received per node.",
             ["node"],
