@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 
 from ivr.ami.errors import AmiProtocolError
 
@@ -34,19 +35,29 @@ class AmiMessage:
     was half of the AMI ingest. ``headers`` is built on first use.
     """
 
-    __slots__ = ("_first", "_headers", "_lower", "_text")
+    __slots__ = ("_first", "_headers", "_lower", "_text", "event")
 
-    _headers: tuple[tuple[str, str], ...] | None
-    _text: str | None  # the message's text, when kept
-    _lower: str | None  # "\n" + the text lowered, offsets as the text's plus one
-    _first: dict[str, str] | None
+    # ``_headers`` and ``_first`` are caches, unset (read with getattr) until first needed:
+    # a message is made for every event, and most never need them.
+    _headers: tuple[tuple[str, str], ...]
+    _text: str  # the message's text when kept (then ``_lower`` is set), else ""
+    # "\n" + the text lowered + "\n": a character's offset is the text's plus one, and every
+    # line, the last included, ends in "\n"; None when the text is not kept.
+    _lower: str | None
+    _first: dict[str, str]  # the case-insensitive index of first values
+    #: The ``Event`` header, empty for a response. Read when the message is made: every
+    #: event's name is read several times (dispatch, the events table, each consumer).
+    event: str
 
     def __init__(self, headers: tuple[tuple[str, str], ...]) -> None:
         object.__setattr__(self, "_headers", headers)
-        object.__setattr__(self, "_text", None)
+        object.__setattr__(self, "_text", "")
         object.__setattr__(self, "_lower", None)
-        # The case-insensitive index of first values, built on the first lookup that needs it.
-        object.__setattr__(self, "_first", None)
+        if headers and headers[0][0] == "Event":
+            event = headers[0][1]
+        else:  # the first Event header, whatever its case
+            event = next((value for key, value in headers if key.lower() == "event"), "")
+        object.__setattr__(self, "event", event)
 
     @classmethod
     def from_pairs(cls, pairs: tuple[tuple[str, str], ...]) -> AmiMessage:
@@ -58,18 +69,31 @@ class AmiMessage:
         """A message from its text (lines ended by ``\n``, no blank line); None if empty.
 
         Kept as text when lower-casing keeps every character's offset (it does for all but
-        a few letters); otherwise parsed at once.
+        a few letters); otherwise parsed at once. The text is not searched for a blank line:
+        its one caller, :meth:`AmiParser.feed`, cuts messages at blank lines.
         """
         if not text:
             return None
-        lower = "\n" + text.lower()
-        if len(lower) != len(text) + 1 or "\n\n" in lower or text.endswith("\n"):
+        if text.isascii() or "\u212a" in text or "\u0130" in text:
+            lower = text.lower()
+        else:
+            # The keys searched are ASCII, and but for the two letters above no other
+            # letter lowers to ASCII: lowering the ASCII letters alone finds the same lines.
+            # str.lower() looks up every character of a text with Chinese in it (a caller's
+            # name), which costs more than this round trip through UTF-8.
+            lower = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
+        if len(lower) != len(text):
             return _parse_text(text)
         message = cls.__new__(cls)
-        object.__setattr__(message, "_headers", None)
-        object.__setattr__(message, "_text", text)
-        object.__setattr__(message, "_lower", lower)
-        object.__setattr__(message, "_first", None)
+        _set_text(message, text)
+        _set_lower(message, f"\n{lower}\n")
+        # Asterisk writes the event name first: read it without a search.
+        if text.startswith("Event: "):
+            end = text.find("\n")
+            event = text[7:] if end < 0 else text[7:end]
+        else:
+            event = message.get("Event")
+        _set_event(message, event)
         return message
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -92,15 +116,15 @@ class AmiMessage:
     @property
     def headers(self) -> tuple[tuple[str, str], ...]:
         """``(key, value)`` pairs in wire order."""
-        headers = self._headers
+        headers: tuple[tuple[str, str], ...] | None = getattr(self, "_headers", None)
         if headers is None:
-            parsed = _parse_text(self._text or "")
+            parsed = _parse_text(self._text)
             headers = parsed.headers if parsed is not None else ()
             object.__setattr__(self, "_headers", headers)  # a cache of an immutable value
         return headers
 
     def _index(self) -> dict[str, str]:
-        first = self._first
+        first: dict[str, str] | None = getattr(self, "_first", None)
         if first is None:
             # Reversed, so that the first occurrence of a repeated key wins.
             first = {key.lower(): value for key, value in reversed(self.headers)}
@@ -117,36 +141,34 @@ class AmiMessage:
         The lowered text has the original's offsets (checked when the message was made).
         """
         needle = _needle(key)
-        if needle is None:
-            return -2
-        lower, text = self._lower, self._text
-        if lower is None or text is None:
+        lower = self._lower
+        if needle is None or lower is None:
             return -2
         at = lower.find(needle)
         if at < 0:
             return -1
         # The lowered text has one more leading character ("\n"): the needle found at
-        # ``at`` covers "key:" in the text up to at + len(needle) - 1.
+        # ``at`` covers "key:" in the text up to at + len(needle) - 2, and lower[start] is
+        # the character after it (the closing "\n" at the end of the text).
         start = at + len(needle)
-        if text[start - 1 : start] != " ":
+        if lower[start] != " ":
             return -2
         return start
 
     def get(self, key: str, default: str = "") -> str:
         """Return the first value of ``key`` (case-insensitive), or ``default``."""
-        text = self._text
-        if text is not None:
+        lower = self._lower
+        if lower is not None:
             # _find, inlined: this runs several times for every event the service reads.
-            needle = _needle(key)
-            lower = self._lower
-            if needle is not None and lower is not None:
+            needle = _NEEDLES.get(key) or _needle(key)
+            if needle is not None:
                 at = lower.find(needle)
                 if at < 0:
                     return default
                 start = at + len(needle)
-                if text[start - 1 : start] == " ":
-                    end = text.find("\n", start)
-                    return text[start:] if end < 0 else text[start:end]
+                if lower[start] == " ":
+                    # The value ends at its line's "\n", one character further in ``lower``.
+                    return self._text[start : lower.find("\n", start) - 1]
         return self._index().get(key.lower(), default)
 
     def get_all(self, key: str) -> tuple[str, ...]:
@@ -157,26 +179,11 @@ class AmiMessage:
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False
-        if self._text is not None:
+        if self._lower is not None:
             found = self._find(key)
             if found != -2:
                 return found >= 0
         return key.lower() in self._index()
-
-    @property
-    def event(self) -> str:
-        """The ``Event`` header, empty for a response."""
-        text = self._text
-        # Asterisk writes the event name first: answer without parsing the rest.
-        if text is not None:
-            if text.startswith("Event: "):
-                end = text.find("\n")
-                return text[7:] if end < 0 else text[7:end]
-            return self.get("Event")
-        headers = self.headers
-        if headers and headers[0][0] == "Event":
-            return headers[0][1]
-        return self._index().get("event", "")
 
     @property
     def response(self) -> str:
@@ -191,18 +198,19 @@ class AmiMessage:
     @property
     def is_event(self) -> bool:
         """True for an event (an ``OriginateResponse`` carries ``Response:`` and is one)."""
-        text = self._text
-        if text is not None:
-            return text.startswith("Event: ") or "Event" in self
-        headers = self.headers
-        if headers and headers[0][0] == "Event":
-            return True
-        return "event" in self._index()
+        return bool(self.event) or "Event" in self
 
     @property
     def output(self) -> tuple[str, ...]:
         """The lines of command output (``Output:`` headers, or a legacy ``Follows`` body)."""
         return self.get_all("Output")
+
+
+# A message's slots set past the immutability guard of ``__setattr__``: a slot's own setter
+# costs half of ``object.__setattr__``, and a message is made for every event.
+_set_text: Callable[[AmiMessage, str], None] = AmiMessage.__dict__["_text"].__set__
+_set_lower: Callable[[AmiMessage, str], None] = AmiMessage.__dict__["_lower"].__set__
+_set_event: Callable[[AmiMessage, str], None] = AmiMessage.__dict__["event"].__set__
 
 
 @functools.lru_cache(maxsize=512)
@@ -218,7 +226,17 @@ def _needle(key: str) -> str | None:
     if not key or not key.isascii() or not key.isprintable() or ":" in key or " " in key:
         return None
     lowered = key.lower()
-    return None if lowered == "output" else "\n" + lowered + ":"
+    if lowered == "output":
+        return None
+    needle = "\n" + lowered + ":"
+    if len(_NEEDLES) < 512:
+        _NEEDLES[key] = needle
+    return needle
+
+
+#: The needles :func:`_needle` made, for :meth:`AmiMessage.get` to look up before calling it:
+#: a dict lookup costs less than a call, and ``get`` runs several times an event.
+_NEEDLES: dict[str, str] = {}
 
 
 def _split_line(line: str) -> tuple[str, str] | None:

@@ -27,7 +27,7 @@ from ivr.ami.errors import (
     AmiNotConnected,
     AmiTimeout,
 )
-from ivr.ami.protocol import AmiProtocol, AmiResponse, ParsedMessage
+from ivr.ami.protocol import AmiProtocol, AmiResponse, EventSubscription, ParsedMessage
 
 __all__ = ["AmiLink", "EventHandler", "LinkCallback", "RetryCallback"]
 
@@ -195,12 +195,12 @@ class AmiLink:
 
         A coroutine handler runs as a task owned by the link. A handler that raises is
         logged and counted in ``handler_errors``; other handlers and later events go on.
+        The handler takes its place in panoramisk's registry (with ``register_event``'s
+        callbacks, in registration order) but is given the parsed event itself: no
+        panoramisk Message is made for it.
         """
 
-        def adapter(_manager: Manager, message: ParsedMessage) -> object:
-            return handler(message.original)
-
-        self.manager.register_event(pattern, adapter)
+        self.manager.register_event(pattern, EventSubscription(handler))
 
     async def send_action(
         self, action: Mapping[str, str], *, timeout: float | None = None

@@ -24,7 +24,7 @@ import functools
 import logging
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ _MAX_EVENT_NAMES = 1024  # Asterisk has ~200 event names; more means a peer inve
 __all__ = [
     "AmiProtocol",
     "AmiResponse",
+    "EventSubscription",
     "ParsedMessage",
     "event_whitelist_filter",
     "to_panoramisk",
@@ -105,6 +106,24 @@ def _panoramisk_store(original: AmiMessage) -> dict[str, tuple[str, Any]]:
             store[lowered] = (present[0], [present[1], value])
     store["content"] = ("content", "\n".join(output))
     return store
+
+
+class EventSubscription:
+    """A handler of events as :class:`AmiMessage` objects, in panoramisk's registry.
+
+    Registered with ``Manager.register_event`` like any callback, so panoramisk's patterns
+    and their order stay the one registry; :class:`AmiProtocol` calls ``handler(event)``
+    itself, without making a panoramisk Message for the event nor going through
+    ``__call__``, which is what panoramisk (or anyone else) calls.
+    """
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Callable[[AmiMessage], object]) -> None:
+        self.handler = handler
+
+    def __call__(self, _manager: Any, message: ParsedMessage) -> object:
+        return self.handler(message.original)
 
 
 def to_panoramisk(message: AmiMessage) -> ParsedMessage:
@@ -188,9 +207,10 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         self._initial_log = log or logging.getLogger("ivr.ami")
         self.handler_errors = 0
         # Callback lists of the patterns matching each event name, for the registry seen last
-        # (its identity and pattern count: panoramisk only ever appends patterns).
+        # (its pattern list and that list's length: panoramisk only ever appends patterns).
         self._matching: dict[str, tuple[list[Any], ...]] = {}
-        self._matching_for: tuple[int, int] = (0, 0)
+        self._matching_for: list[Any] | None = None
+        self._matching_count = 0
         # Set by panoramisk's connection_made too; declared here so their types are known.
         self.closed: bool = False
         self.version: str | None = None
@@ -282,7 +302,12 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
 
     def _handle_all(self, messages: Iterable[AmiMessage]) -> None:
         for message in messages:
-            self.handle_message(ParsedMessage(message))
+            # A message that carries no ActionID nor CommandID answers no action (panoramisk
+            # keys them so): dispatched as it is, with no panoramisk Message made for it.
+            if self.responses and ("actionid" in message or "commandid" in message):
+                self.handle_message(ParsedMessage(message))
+            elif message.is_event:
+                self._dispatch(message, None)
             if self.closed:
                 return
 
@@ -320,15 +345,27 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
 
     def dispatch(self, message: ParsedMessage) -> None:
         """Call every handler registered for this event; one failing never stops the rest."""
+        self._dispatch(message.original, message)
+
+    def _dispatch(self, event: AmiMessage, message: ParsedMessage | None) -> None:
+        """:meth:`dispatch`; ``message``, the panoramisk Message of ``event``, is made only
+        for a callback that is not an :class:`EventSubscription` (none, in the service)."""
         factory = self.factory
         if factory is None:
             return
-        name = message.original.event
-        message.manager = factory
+        name = event.event
+        if message is not None:
+            message.manager = factory
         for callbacks in self._callbacks_for(factory, name):
             for callback in callbacks:
                 try:
-                    result = callback(factory, message)
+                    if type(callback) is EventSubscription:
+                        result = callback.handler(event)
+                    else:
+                        if message is None:
+                            message = ParsedMessage(event)
+                            message.manager = factory
+                        result = callback(factory, message)
                 except Exception:
                     # A handler bug must not cost the link nor the other handlers.
                     self.handler_errors += 1
@@ -347,20 +384,23 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         panoramisk's, so a callback added to a known pattern is seen at once, and a new
         pattern empties the table.
         """
-        patterns = factory.patterns
-        registry = (id(patterns), len(patterns))
-        if registry != self._matching_for or len(self._matching) >= _MAX_EVENT_NAMES:
-            # A peer inventing event names must not grow the table without bound.
-            self._matching.clear()
-            self._matching_for = registry
-        matching = self._matching.get(name)
+        patterns: list[Any] = factory.patterns
+        table = self._matching
+        if patterns is not self._matching_for or len(patterns) != self._matching_count:
+            table.clear()
+            self._matching_for = patterns
+            self._matching_count = len(patterns)
+        matching = table.get(name)
         if matching is None:
+            if len(table) >= _MAX_EVENT_NAMES:
+                # A peer inventing event names must not grow the table without bound.
+                table.clear()
             matching = tuple(
                 factory.callbacks[pattern]
                 for pattern, regexp in patterns
                 if regexp.match(name) is not None
             )
-            self._matching[name] = matching
+            table[name] = matching
         return matching
 
     def _handler_done(self, task: asyncio.Task[Any], event: str) -> None:

@@ -200,10 +200,13 @@ class CallTracker:
             return None
         if name == "Hangup":
             return self._on_hangup(event, uniqueid)
-        call, channel = self._channel(event, uniqueid)
+        call, channel, new = self._channel(event, uniqueid)
         if name == "Newchannel" or name == "Newstate" or name == "NewCallerid":
             self._update_channel(call, uniqueid, channel, event)
-        elif name == "VarSet":
+            return None
+        if new:  # first seen through another event: what it says of the channel counts too
+            self._update_channel(call, uniqueid, channel, event)
+        if name == "VarSet":
             self._on_varset(call, variable, event.get("Value"))
         elif name == "Newexten":
             channel.context = event.get("Context")
@@ -221,10 +224,12 @@ class CallTracker:
             call.queue_result = "left"
         return None
 
-    def _channel(self, event: AmiMessage, uniqueid: str) -> tuple[_Call, _Channel]:
-        """The call and channel an event belongs to, created on first sight.
+    def _channel(self, event: AmiMessage, uniqueid: str) -> tuple[_Call, _Channel, bool]:
+        """The call and channel an event belongs to, created on first sight (then True).
 
-        Calls that began before we connected are picked up from any channel event.
+        Calls that began before we connected are picked up from any channel event. The
+        caller updates a new channel from the event: a ``Newchannel`` is then read once, not
+        once here and once more as a channel update.
         """
         linkedid = self._call_of_channel.get(uniqueid) or event.get("Linkedid") or uniqueid
         call = self._calls.get(linkedid)
@@ -242,8 +247,8 @@ class CallTracker:
             channel = _Channel(name=event.get("Channel"))
             call.channels[uniqueid] = channel
             self._call_of_channel[uniqueid] = linkedid
-            self._update_channel(call, uniqueid, channel, event)
-        return call, channel
+            return call, channel, True
+        return call, channel, False
 
     def _update_channel(
         self, call: _Call, uniqueid: str, channel: _Channel, event: AmiMessage

@@ -6,9 +6,10 @@ import asyncio
 import socket
 
 import pytest
+from panoramisk.actions import Action
 
 from ivr.ami import AmiLink, AmiMessage
-from ivr.ami.protocol import AmiProtocol
+from ivr.ami.protocol import AmiProtocol, ParsedMessage
 
 BOUND = 5.0
 
@@ -126,6 +127,85 @@ async def test_handlers_registered_later_are_dispatched_by_name() -> None:
             "all:Hangup", "all:VarSet",
             "all:Hangup", "all2:Hangup", "hang:Hangup", "all:VarSet", "all2:VarSet",
         ]
+        transport.close()
+    finally:
+        theirs.close()
+
+
+def _count_panoramisk_messages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the events a panoramisk Message is made for, from now on."""
+    made: list[str] = []
+    make = ParsedMessage.__init__
+
+    def counted(self: ParsedMessage, original: AmiMessage) -> None:
+        made.append(original.event or original.response)
+        make(self, original)
+
+    monkeypatch.setattr(ParsedMessage, "__init__", counted)
+    return made
+
+
+async def test_subscriptions_get_events_without_a_panoramisk_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A link subscription gets the AmiMessage itself, no panoramisk Message made for it; a
+    callback registered with panoramisk gets one, in registration order with the rest."""
+    made = _count_panoramisk_messages(monkeypatch)
+    link = AmiLink(host="127.0.0.1", port=5038, username="u", secret="s", node="n")
+    seen: list[tuple[str, ...]] = []
+    link.subscribe("*", lambda event: seen.append(("all", event.event)))
+    link.manager.register_event(
+        "Hang*",
+        lambda manager, message: seen.append(
+            ("panoramisk", message["uniqueid"], str(message.manager is link.manager))
+        ),
+    )
+    link.subscribe("Hang*", lambda event: seen.append(("hang", event.get("Uniqueid"))))
+    link.subscribe("*", lambda event: seen.append(("all2", type(event).__name__)))
+    protocol = AmiProtocol(factory=link.manager)
+    ours, theirs = socket.socketpair()
+    try:
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: protocol, ours
+        )
+        protocol.data_received(b"Event: Newexten\r\n\r\nEvent: Hangup\r\nUniqueid: 1.1\r\n\r\n")
+        assert seen == [
+            ("all", "Newexten"), ("all2", "AmiMessage"),
+            ("all", "Hangup"), ("all2", "AmiMessage"),
+            ("panoramisk", "1.1", "True"), ("hang", "1.1"),
+        ]
+        assert made == ["Hangup"]  # for the panoramisk callback only, once for all of them
+        transport.close()
+    finally:
+        theirs.close()
+
+
+async def test_events_skip_the_panoramisk_message_while_an_action_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While an action waits for its answer, events without an ActionID still go straight to
+    the subscriptions; the answer completes the action."""
+    made = _count_panoramisk_messages(monkeypatch)
+    link = AmiLink(host="127.0.0.1", port=5038, username="u", secret="s", node="n")
+    seen: list[str] = []
+    link.subscribe("*", lambda event: seen.append(event.event))
+    protocol = AmiProtocol(factory=link.manager)
+    ours, theirs = socket.socketpair()
+    try:
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: protocol, ours
+        )
+        ping = Action({"Action": "Ping"})
+        answer = protocol.send(ping, as_list=None)
+        protocol.data_received(
+            b"Event: Newexten\r\n\r\n"
+            + f"Response: Success\r\nActionID: {ping.action_id}\r\nPing: Pong\r\n\r\n".encode()
+            + b"Event: Hangup\r\n\r\n"
+        )
+        result = await asyncio.wait_for(answer, BOUND)
+        assert result.original.get("Ping") == "Pong"
+        assert seen == ["Newexten", "Hangup"]
+        assert made == ["Success"]  # the answer only
         transport.close()
     finally:
         theirs.close()
