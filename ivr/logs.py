@@ -8,6 +8,7 @@ processors: the same format, the same context and the same redaction.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import sys
@@ -120,9 +121,28 @@ def bind_call(
     inside inherit the binding; on exit the previous values come back.
     """
     fields = {"linkedid": linkedid, "uniqueid": uniqueid, "line": line, "caller": caller, **extra}
-    return structlog.contextvars.bound_contextvars(
-        **{key: value for key, value in fields.items() if value is not None}
-    )
+    return _Bound({key: value for key, value in fields.items() if value is not None})
+
+
+class _Bound:
+    """Fields bound to the context for a ``with`` block, the previous values back after it.
+
+    What structlog's ``bound_contextvars`` does, by resetting the variables it set with their
+    tokens, without copying the whole context on entry and rebinding it on exit (twice per
+    call, that was ~3 % of the service's CPU).
+    """
+
+    __slots__ = ("_fields", "_tokens")
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self._fields = fields
+        self._tokens: Mapping[str, contextvars.Token[Any]] = {}
+
+    def __enter__(self) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**self._fields)
+
+    def __exit__(self, *exc_info: object) -> None:
+        structlog.contextvars.reset_contextvars(**self._tokens)
 
 
 def configure_logging(

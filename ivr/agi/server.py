@@ -153,8 +153,10 @@ class FastAgiServer:
         env = session.env
         self._active_sessions += 1
         try:
-            with structlog.contextvars.bound_contextvars(uniqueid=env.uniqueid):
-                await self._handler(session)
+            # Every line logged while the handler runs carries the call's id. The task is the
+            # call's own, as is its context (a copy), so nothing needs undoing after it.
+            structlog.contextvars.bind_contextvars(uniqueid=env.uniqueid)
+            await self._handler(session)
         except AgiHangup:
             self._log.debug("fastagi.caller_hung_up", uniqueid=env.uniqueid, channel=env.channel)
         except AgiError as exc:

@@ -97,6 +97,18 @@ async def test_every_line_of_a_call_carries_its_ids(log_stream: io.StringIO) -> 
     assert "linkedid" not in after and after["event"] == "after.call"
 
 
+def test_a_nested_binding_gives_the_outer_values_back() -> None:
+    """After an inner bind_call the outer call's values are bound again, and keys only the
+    inner one bound are gone."""
+    with bind_call(linkedid="outer", uniqueid="outer.1"):
+        with bind_call(linkedid="inner", line="96119"):
+            assert structlog.contextvars.get_contextvars() == {
+                "linkedid": "inner", "uniqueid": "outer.1", "line": "96119"}
+        assert structlog.contextvars.get_contextvars() == {
+            "linkedid": "outer", "uniqueid": "outer.1"}
+    assert structlog.contextvars.get_contextvars() == {}
+
+
 async def _log_in_task() -> None:
     structlog.get_logger("ivr.test").info("in.task")
 
