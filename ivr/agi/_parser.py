@@ -23,6 +23,8 @@ HANGUP_CODE: Final = 0
 _NO_EXTRAS: Final[Mapping[str, str]] = MappingProxyType({})
 _ENV_KEY: Final = re.compile(r"agi_[A-Za-z0-9_]+")
 _EXTRA_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A whole environment block of well-formed lines, without its closing blank line.
+_ENV_LINES: Final = re.compile(r"(?:agi_[A-Za-z0-9_]+: [^\n]*\n)+")
 # A usage text is a few lines; a peer that never ends one must not grow our memory without bound.
 _MAX_USAGE_LINES: Final = 64
 
@@ -167,6 +169,36 @@ class EnvironmentParser:
             raise AgiProtocolError(f"duplicate AGI environment key {key!r}")
         # Every call repeats the same few dozen keys: share one copy of each across calls.
         self._values[sys.intern(key)] = value
+        return None
+
+    def feed_block(self, lines: list[bytes]) -> AgiEnvironment | None:
+        """Take several lines at once; the same environment, or the same error, as feeding
+        them one by one with :meth:`feed_line`.
+
+        A whole block of well-formed lines (the usual case: Asterisk writes it in one go) is
+        decoded and checked at once rather than line by line; anything else (CRLF line ends,
+        a bad or repeated line, a block started earlier) takes the line-by-line path.
+        """
+        block = b"".join(lines)
+        if (
+            not self._values
+            and block.endswith(b"\n\n")
+            and b"\r" not in block
+            and self._seen_bytes + len(block) <= self._max_bytes
+        ):
+            text = block[:-1].decode("utf-8", errors="replace")
+            if _ENV_LINES.fullmatch(text) is not None:
+                pairs = [line.partition(": ") for line in text[:-1].split("\n")]
+                values = {sys.intern(key): value for key, _sep, value in pairs}
+                if len(values) == len(pairs):  # else a repeated key: its own error below
+                    self._seen_bytes += len(block)
+                    return AgiEnvironment(values)
+        for index, line in enumerate(lines):
+            environment = self.feed_line(line)
+            if environment is not None:
+                if index != len(lines) - 1:
+                    raise ValueError("feed_block: lines after the environment's blank line")
+                return environment
         return None
 
 

@@ -134,6 +134,15 @@ class AgiConnection(asyncio.Protocol):
             return rest
         return None
 
+    def take_block(self) -> list[bytes] | None:
+        """The complete lines up to and including the first blank one (an environment block),
+        taken off together; None, and nothing taken, while no blank line has arrived."""
+        lines = self._lines
+        for index, line in enumerate(lines):
+            if line == b"\n" or line == b"\r\n":
+                return [lines.popleft() for _ in range(index + 1)]
+        return None
+
     def readable(self) -> asyncio.Future[None]:
         """A future done when :meth:`next_line` has something to say."""
         waiter = self._waiter

@@ -199,6 +199,13 @@ class _Pending:
         """Feed what arrived to the parser; start the call, or refuse the connection."""
         connection, parser = self._connection, self._parser
         try:
+            block = connection.take_block()
+            if block is not None:  # the whole block is here (or its end): parse it at once
+                env = parser.feed_block(block)
+                assert env is not None  # a block ends with its blank line
+                self._done()
+                self._server._start_call(connection, env)
+                return
             while (line := connection.next_line()) is not None:
                 if not line.endswith(b"\n"):
                     self._refuse("connection closed inside the AGI environment")

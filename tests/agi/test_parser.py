@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import MappingProxyType
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.agi import (
+    AgiEnvironment,
     AgiProtocolError,
     AgiReply,
     AgiReplyParser,
@@ -260,3 +262,38 @@ def test_environment_parser_fails_only_with_protocol_errors(lines: list[bytes]) 
         parse_environment(b"".join(line.replace(b"\n", b"") + b"\n" for line in lines))
     except AgiProtocolError:
         pass
+
+
+# Lines near the environment's shape: good keys, bad keys, colons, CRLF, bad UTF-8, repeats.
+_ENV_LINE = st.one_of(
+    st.builds(
+        lambda key, value: b"agi_%s: %s\n" % (key, value),
+        st.sampled_from([b"channel", b"uniqueid", b"callerid", b"arg_1", b"x-y", b""]),
+        st.binary(max_size=12).map(lambda v: v.replace(b"\n", b"")),
+    ),
+    st.sampled_from([b"agi_type:SIP\n", b"agi_a: b\r\n", b"GET / HTTP/1.1\n", b"\xe4\xb8\n"]),
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(_ENV_LINE, max_size=12), st.integers(min_value=16, max_value=400))
+def test_a_block_parses_as_its_lines_do(lines: list[bytes], max_bytes: int) -> None:
+    """feed_block gives what feeding the same lines one by one gives: the environment, or
+    the same error."""
+    block = [*lines, b"\n"]
+
+    def outcome(feed: Callable[[EnvironmentParser], AgiEnvironment | None]) -> object:
+        try:
+            env = feed(EnvironmentParser(max_bytes=max_bytes))
+        except AgiProtocolError as exc:
+            return str(exc)
+        return dict(env) if env is not None else None
+
+    def one_by_one(parser: EnvironmentParser) -> AgiEnvironment | None:
+        for line in block:
+            env = parser.feed_line(line)
+            if env is not None:
+                return env
+        return None
+
+    assert outcome(lambda parser: parser.feed_block(block)) == outcome(one_by_one)
