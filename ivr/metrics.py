@@ -282,15 +282,17 @@ class Metrics:
 
     def queue_call_joined(self, queue: str) -> None:
         """A caller entered ``queue`` (AMI ``QueueCallerJoin``)."""
-        self.queue_waiting.labels(queue=queue).inc()
+        self.child(self.queue_waiting, queue).inc()
 
     def queue_call_left(self, queue: str, result: QueueResult, wait_seconds: float) -> None:
         """A caller left ``queue`` after ``wait_seconds``: counter and histogram move together."""
         if result not in QUEUE_RESULTS:
             raise ValueError(f"queue result {result!r} is not one of {QUEUE_RESULTS}")
-        self.queue_waiting.labels(queue=queue).dec()
-        self.queue_calls.labels(queue=queue, result=result).inc()
-        self.queue_wait_seconds.labels(queue=queue, result=result).observe(max(0.0, wait_seconds))
+        # Series looked up once each (labels() takes a lock and checks its arguments): the
+        # queues are the dialplan's, the results three.
+        self.child(self.queue_waiting, queue).dec()
+        self.child(self.queue_calls, queue, result).inc()
+        self.child(self.queue_wait_seconds, queue, result).observe(max(0.0, wait_seconds))
 
     # -- tickets --------------------------------------------------------------------------
 
