@@ -18,12 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ivr.app import FASTAGI, LINKS, build_app, http_port, start
+from bench import _proc
+from ivr.app import FASTAGI, LINKS, build_app, freeze_startup_objects, http_port, start
 from ivr.config import AmiNodeConfig, FastAgiConfig, HttpConfig, ServiceConfig, TicketsConfig
 from ivr.dialplan.loader import load_dialplan
 from ivr.logs import configure_logging
-
-from bench import _proc
 
 DIALPLANS = Path(__file__).resolve().parents[1] / "dialplans"
 AMI_SECRET = "bench-secret"  # the simulated PBX's own, on loopback only
@@ -48,6 +47,7 @@ async def serve(ami_port: int, db_dir: Path, log_level: str, event_filter: bool)
         try:
             for link in app[LINKS]:
                 await link.wait_connected(10.0)
+            freeze_startup_objects()  # as hotline-ivr run does
             _proc.announce(agi_port=app[FASTAGI].port, http_port=http_port(runner))
             await _proc.until_stdin_closes()
         finally:

@@ -7,6 +7,7 @@ one place and a failure half-way through start-up still closes what was opened.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -354,6 +355,22 @@ async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
     site = web.TCPSite(runner, host, port)
     await site.start()
     return runner
+
+
+def freeze_startup_objects() -> int:
+    """Put what start-up made (modules, the dialplan, the wiring) out of the cyclic garbage
+    collector's reach; the number of objects frozen.
+
+    A full collection walks every object it tracks, on the event loop: with start-up's ~60,000
+    objects it took 25-45 ms under load (1,000 held calls), a pause felt by every caller
+    waiting for the next prompt. Frozen, those objects are not walked again: the full
+    collections measured fell to 17-25 ms, the calls' own objects. For the service process
+    (``hotline-ivr run``), once, after :func:`start`; a process that builds apps again and
+    again (tests) would keep their garbage.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def http_port(runner: web.AppRunner) -> int:

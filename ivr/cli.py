@@ -11,6 +11,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from ivr.config import ConfigError, load_config
 from ivr.dialplan.errors import DialplanError
 from ivr.logs import configure_logging
@@ -238,7 +240,7 @@ _TOOLS = {
 
 
 async def _run(config_path: Path, log_level: str) -> int:
-    from ivr.app import ACTIVE, build_app, start
+    from ivr.app import ACTIVE, build_app, freeze_startup_objects, start
     from ivr.dialplan.loader import load_dialplan
 
     configure_logging(level=log_level)  # until the config names the secrets to redact
@@ -248,6 +250,7 @@ async def _run(config_path: Path, log_level: str) -> int:
     plan = load_dialplan([config.dialplans])
     app = build_app(config, plan)
     runner = await start(app, config.http.host, config.http.port)
+    structlog.get_logger("ivr").info("gc.frozen", objects=freeze_startup_objects())
     stop = asyncio.Event()
     reload_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
