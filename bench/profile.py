@@ -59,11 +59,16 @@ async def drive(args: argparse.Namespace) -> None:
                 )
                 await asyncio.sleep(1.0)  # py-spy attaches; nothing to wait on but its start
             cpu_before, began = calls.cpu_seconds(service.pid), time.perf_counter()
+            user_before, system_before = calls.cpu_split(service.pid)
+            loop_before = calls.main_thread_cpu_seconds(service.pid)
             driver_before, dropped_before = time.process_time(), pbx.dropped_events
             records = await calls.place_many(pbx, calls.menu_call, args.calls, args.concurrency)
             wall = time.perf_counter() - began
             driver = time.process_time() - driver_before
             cpu = calls.cpu_seconds(service.pid) - cpu_before
+            user_after, system_after = calls.cpu_split(service.pid)
+            kernel_share = (system_after - system_before) / max(cpu, 1e-9)
+            loop_share = (calls.main_thread_cpu_seconds(service.pid) - loop_before) / max(cpu, 1e-9)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
                 await asyncio.wait_for(spy.wait(), 30)
@@ -71,7 +76,9 @@ async def drive(args: argparse.Namespace) -> None:
             print(f"{ok} calls ok in {wall:.2f} s: {ok / wall:,.0f}/s, "
                   f"{ok / cpu:,.0f} per CPU-second of the service; the service's core "
                   f"{100 * cpu / wall:.0f} % busy, the driver's {100 * driver / wall:.0f} %; "
-                  f"{pbx.dropped_events - dropped_before} AMI events dropped",
+                  f"{pbx.dropped_events - dropped_before} AMI events dropped; "
+                  f"{100 * kernel_share:.0f} % of the service's CPU in the kernel, "
+                  f"{100 * loop_share:.0f} % on the event loop's thread",
                   file=sys.stderr)
             for channel in pbx.live_channels():
                 pbx.hangup(channel.name)
