@@ -348,6 +348,10 @@ def _on_retry(metrics: Metrics) -> Any:
     return retry
 
 
+#: Collections of the middle generation between two full ones (CPython's default: 10).
+_FULL_COLLECTION_EVERY = 100
+
+
 async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Start every part of ``app`` and its HTTP listener; returns the runner to stop it with."""
     runner = web.AppRunner(app, access_log=None)
@@ -359,17 +363,21 @@ async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
 
 def freeze_startup_objects() -> int:
     """Put what start-up made (modules, the dialplan, the wiring) out of the cyclic garbage
-    collector's reach; the number of objects frozen.
+    collector's reach, and make its full collections rarer; the number of objects frozen.
 
     A full collection walks every object it tracks, on the event loop: with start-up's ~60,000
     objects it took 25-45 ms under load (1,000 held calls), a pause felt by every caller
     waiting for the next prompt. Frozen, those objects are not walked again: the full
-    collections measured fell to 17-25 ms, the calls' own objects. For the service process
-    (``hotline-ivr run``), once, after :func:`start`; a process that builds apps again and
-    again (tests) would keep their garbage.
+    collections measured fell to 17-25 ms, the calls' own objects. A full collection then
+    runs after 100 of the middle generation's instead of 10 (5 -> 1 over 6,000 menu calls with
+    1,000 held): the calls' garbage is nearly all freed by reference counting, and the few
+    cycles wait a little longer. For the service process (``hotline-ivr run``), once, after
+    :func:`start`; a process that builds apps again and again (tests) would keep their garbage.
     """
     gc.collect()
     gc.freeze()
+    young, middle, _full = gc.get_threshold()
+    gc.set_threshold(young, middle, _FULL_COLLECTION_EVERY)
     return gc.get_freeze_count()
 
 

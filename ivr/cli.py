@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Coroutine
@@ -250,7 +251,8 @@ async def _run(config_path: Path, log_level: str) -> int:
     plan = load_dialplan([config.dialplans])
     app = build_app(config, plan)
     runner = await start(app, config.http.host, config.http.port)
-    structlog.get_logger("ivr").info("gc.frozen", objects=freeze_startup_objects())
+    frozen = freeze_startup_objects()
+    structlog.get_logger("ivr").info("gc.frozen", objects=frozen, thresholds=gc.get_threshold())
     stop = asyncio.Event()
     reload_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
