@@ -7,6 +7,7 @@ them (``GET VARIABLE HOTLINE_DIALED``, ``STREAM FILE no-such-prompt "0123456789*
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Final
 
@@ -54,6 +55,9 @@ def answer() -> bytes:
     return b"ANSWER\n"
 
 
+# A call's prompts are a few names of the dialplan, each played with its menu's keys: the same
+# few lines over and over, built once (an invalid name raises every time: nothing is cached).
+@functools.lru_cache(maxsize=512)
 def stream_file(name: str, escape_digits: str = "") -> bytes:
     """``STREAM FILE``: play ``name`` (without extension); a digit in ``escape_digits`` stops it."""
     if _DIGITS.fullmatch(escape_digits) is None:

@@ -290,9 +290,13 @@ def parse_reply(line: bytes) -> AgiReply:
     multi-line reply (use :class:`AgiReplyParser` for those).
     """
     text = _decode_line(line)
+    return _parse_single(text, _parse_code(text))
+
+
+def _parse_single(text: str, code: int | None) -> AgiReply:
+    """:func:`parse_reply` of a line already decoded, with its code already read."""
     if text == "HANGUP":
         return HANGUP_REPLY
-    code = _parse_code(text)
     if code is None or text[3:4] != " ":
         raise AgiProtocolError(f"not a single-line AGI reply: {text[:80]!r}")
     if code == 200:
@@ -323,7 +327,8 @@ class AgiReplyParser:
                 self._code = code
                 self._lines = [text[4:]]
                 return None
-            return parse_reply(line)
+            # The line is decoded and its code read once, not again by parse_reply.
+            return _parse_single(text, code)
         text = _decode_line(line)
         if _parse_code(text) == self._code and text[3:4] == " ":
             self._lines.append(text[4:])

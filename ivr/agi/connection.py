@@ -35,6 +35,7 @@ class AgiConnection(asyncio.Protocol):
         "_error",
         "_line_limit",
         "_lines",
+        "_loop",
         "_lost",
         "_on_lines",
         "_paused",
@@ -57,6 +58,8 @@ class AgiConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        # Taken once, at the first wait: get_running_loop() costs a getpid() system call.
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Called when lines arrive and no reader waits: the server reads the environment so.
         self._on_lines: Callable[[], None] | None = None
         self.on_made = on_made
@@ -78,7 +81,14 @@ class AgiConnection(asyncio.Protocol):
         buffer = self._buffer + data if self._buffer else data
         end = buffer.rfind(b"\n")
         limit = self._line_limit
-        if end >= 0:
+        if end >= 0 and end == len(buffer) - 1 and buffer.find(b"\n") == end:
+            # Exactly one whole line, as a reply to a command almost always arrives: no split.
+            if end > limit:
+                self._fail(LineTooLong(f"line over {limit} bytes"))
+                return
+            self._lines.append(buffer)
+            buffer = b""
+        elif end >= 0:
             # Split at "\n" only, as readline does (bytes.splitlines would split at "\r" too).
             parts = buffer[:end].split(b"\n")
             if max(map(len, parts)) > limit:
@@ -147,7 +157,10 @@ class AgiConnection(asyncio.Protocol):
         """A future done when :meth:`next_line` has something to say."""
         waiter = self._waiter
         if waiter is None or waiter.done():
-            waiter = asyncio.get_running_loop().create_future()
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
             self._waiter = waiter
         return waiter
 

@@ -110,3 +110,16 @@ def test_invalid_names_and_numbers_raise(build: Callable[[], bytes]) -> None:
 def test_exec_without_arguments() -> None:
     """EXEC with no arguments sends the application name alone."""
     assert commands.exec_("Answer") == b"EXEC Answer\n"
+
+
+def test_stream_file_lines_are_built_once() -> None:
+    """A call's prompts repeat: the same STREAM FILE line object comes back, not a rebuilt one;
+    an invalid name still raises each time."""
+    from ivr.agi import _commands
+
+    first = _commands.stream_file("hotline/zh/welcome-12345", "129")
+    assert _commands.stream_file("hotline/zh/welcome-12345", "129") is first
+    assert first == b'STREAM FILE hotline/zh/welcome-12345 "129"\n'
+    for _ in range(2):
+        with pytest.raises(ValueError, match="sound file"):
+            _commands.stream_file("bad name", "1")

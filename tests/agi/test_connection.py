@@ -67,3 +67,39 @@ def test_lines_arriving_with_no_reader_are_announced() -> None:
     connection.data_received(b"agi_uniq")  # no complete line: nothing to announce
     connection.data_received(b"ueid: 1.1\n\n")
     assert seen == [b"agi_channel: SIP/a\n", b"agi_uniqueid: 1.1\n", b"\n"]
+
+
+async def test_waiting_asks_for_the_running_loop_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop is looked up at the first wait only (get_running_loop() makes a getpid()
+    system call), then kept for every later command's wait."""
+    connection = AgiConnection(line_limit=100)
+    lookups: list[object] = []
+    running = asyncio.get_running_loop
+
+    def counting() -> asyncio.AbstractEventLoop:
+        lookups.append(None)
+        return running()
+
+    monkeypatch.setattr(asyncio, "get_running_loop", counting)
+    for _ in range(3):
+        waiting = connection.readable()
+        connection.data_received(b"200 result=0\n")
+        await asyncio.wait_for(waiting, 5.0)
+        assert connection.next_line() == b"200 result=0\n"
+    assert len(lookups) == 1
+
+
+def test_one_whole_line_is_taken_as_it_came() -> None:
+    """A read that is exactly one line (the usual reply) becomes that line, no copy; lines
+    split across reads or several in one read still frame as before."""
+    connection = AgiConnection(line_limit=100)
+    data = b"200 result=0 endpos=1234\n"
+    connection.data_received(data)
+    assert connection.next_line() is data
+    connection.data_received(b"200 res")
+    connection.data_received(b"ult=1\n")
+    connection.data_received(b"a\nb\n")
+    assert _lines(connection) == [b"200 result=1\n", b"a\n", b"b\n"]
+    connection.data_received(b"x" * 101 + b"\n")
+    with pytest.raises(LineTooLong):
+        connection.next_line()

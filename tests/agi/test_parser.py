@@ -297,3 +297,22 @@ def test_a_block_parses_as_its_lines_do(lines: list[bytes], max_bytes: int) -> N
         return None
 
     assert outcome(lambda parser: parser.feed_block(block)) == outcome(one_by_one)
+
+
+def test_a_reply_line_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reply parser reads a single-line reply's text and code once, not again in
+    parse_reply (they run for every reply of every call)."""
+    from ivr.agi import _parser
+
+    decoded: list[bytes] = []
+    decode = _parser._decode_line
+
+    def counting(line: bytes) -> str:
+        decoded.append(line)
+        return decode(line)
+
+    monkeypatch.setattr(_parser, "_decode_line", counting)
+    reply = AgiReplyParser().feed_line(b"200 result=49 endpos=1234\n")
+    assert reply == AgiReply(code=200, result="49", extras=MappingProxyType({"endpos": "1234"}),
+                             text="result=49 endpos=1234")
+    assert decoded == [b"200 result=49 endpos=1234\n"]
