@@ -162,3 +162,27 @@ def test_redaction_masks_only_what_it_must_and_keeps_the_rest() -> None:
     assert list(masked) == ["event", "args", "Secret", "path"]
     assert masked["args"] == ["user", f"pw={REDACTED}"] and masked["Secret"] == REDACTED
     assert masked["path"] is path
+
+
+def test_a_known_innocent_text_or_number_is_checked_without_a_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every line goes through redaction: once a key is known innocent, its text or number is
+    checked in place (no method call per field), and a secret in that text is still masked."""
+    from ivr.logs import RedactSecrets
+
+    redact = RedactSecrets([AMI_SECRET])
+    line = {"event": "call.summary", "route": "queue", "seconds": 0.2, "ticket": None}
+    assert redact(None, "info", dict(line)) == line  # learns the keys
+    calls: list[object] = []
+    field = RedactSecrets._field
+
+    def counting(self: RedactSecrets, key: object, value: Any) -> Any:
+        calls.append(key)
+        return field(self, key, value)
+
+    monkeypatch.setattr(RedactSecrets, "_field", counting)
+    assert redact(None, "info", dict(line)) == line
+    leaked = redact(None, "info", {**line, "route": f"x{AMI_SECRET}y", "token": "t"})
+    assert leaked["route"] == f"x{REDACTED}y" and leaked["token"] == REDACTED
+    assert calls == ["token"]
