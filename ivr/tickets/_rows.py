@@ -93,13 +93,15 @@ def encode(ticket: Ticket, instance: str, *, now_us: int | None = None) -> Row:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise TicketStoreError(f"ticket {ticket.ticket_id}: extra must map strings to strings")
     reason = callback_reason_for(ticket.disposition)
+    started_iso = started.isoformat()
     return (
         *texts,
         _json(ticket.ivr_path),  # a tuple is written as the JSON array of its items
         _json(extra),
         str(ticket.disposition),
-        started.isoformat(),
-        ended.isoformat(),
+        started_iso,
+        # A provisional ticket ends when it starts: one isoformat (dear with a ZoneInfo) less.
+        started_iso if ended is started else ended.isoformat(),
         due.isoformat() if due is not None else None,
         utc_us(started, "started_at"),
         utc_us(datetime.now(UTC), "now") if now_us is None else now_us,

@@ -40,12 +40,17 @@ class CallbackResult(enum.StrEnum):
     UNKNOWN = "unknown"  # the AMI link dropped before the answer: never re-sent blindly
 
 
+# Read once: a member read from its enum class runs Python code (3.11), and this is per ticket.
+_ABANDONED, _CALLBACK = Disposition.ABANDONED, Disposition.CALLBACK
+_REASON_ABANDONED, _REASON_REQUESTED = CallbackReason.ABANDONED, CallbackReason.REQUESTED
+
+
 def callback_reason_for(disposition: Disposition) -> str:
     """The callback a new ticket is owed from how its call ended, "" if none."""
-    if disposition == Disposition.ABANDONED:
-        return CallbackReason.ABANDONED
-    if disposition == Disposition.CALLBACK:
-        return CallbackReason.REQUESTED
+    if disposition == _ABANDONED:
+        return _REASON_ABANDONED
+    if disposition == _CALLBACK:
+        return _REASON_REQUESTED
     return ""
 
 
