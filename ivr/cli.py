@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
 
     run = commands.add_parser("run", help="run the service against a real Asterisk")
     run.add_argument("--config", type=Path, default=Path("config/hotline.yaml"))
+    run.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio",
+        help="the event loop (uvloop: pip install 'hotline-ivr[fast]'); default asyncio",
+    )
 
     _add_tool_commands(commands)
 
@@ -50,24 +54,29 @@ def main(argv: list[str] | None = None) -> int:
             from ivr.demo import run_demo
 
             return asyncio.run(run_demo(args.dialplans, sys.stdout))
-        return _run_loop(_run(args.config, args.log_level or "info"))
+        return _run_loop(_run(args.config, args.log_level or "info"), args.loop)
     except (ConfigError, DialplanError, ToolError) as exc:
         print(f"hotline-ivr: {exc}", file=sys.stderr)
         return 2
 
 
-def _run_loop(main: Coroutine[Any, Any, int]) -> int:
-    """Run the service on uvloop when it is installed (``pip install hotline-ivr[fast]``),
-    else on asyncio's own loop.
+def _run_loop(main: Coroutine[Any, Any, int], loop: str) -> int:
+    """Run the service on asyncio's own loop, or on uvloop when asked for.
 
-    uvloop is optional: the service is correct on both. It is ~1.3x the calls per CPU-second
-    here and cuts the key-to-next-command p99 under load several-fold (bench/README.md).
+    The service is correct on both. asyncio is the default because it measured better for
+    this service: 1,645 against 1,441 call sessions per CPU-second and a key-to-next-command
+    p99 of 0.65 against 1.28 ms in the same benchmark run (bench/README.md, round four).
     """
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
+    if loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            main.close()
+            raise ConfigError(
+                "--loop uvloop: uvloop is not installed (pip install 'hotline-ivr[fast]')"
+            ) from None
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -252,7 +261,12 @@ async def _run(config_path: Path, log_level: str) -> int:
     app = build_app(config, plan)
     runner = await start(app, config.http.host, config.http.port)
     frozen = freeze_startup_objects()
-    structlog.get_logger("ivr").info("gc.frozen", objects=frozen, thresholds=gc.get_threshold())
+    structlog.get_logger("ivr").info(
+        "service.started",
+        loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
+        frozen_objects=frozen,
+        gc_thresholds=gc.get_threshold(),
+    )
     stop = asyncio.Event()
     reload_requested = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -135,12 +135,13 @@ class ServiceProcess:
 
 async def spawn(
     config: Path, pbx: SimulatedPbx, *, http_port: int, ami_secret: str = AMI_SECRET,
-    wait_ami: bool = True,
+    wait_ami: bool = True, options: tuple[str, ...] = (),
 ) -> ServiceProcess:
-    """Start the service, point ``pbx``'s FastAGI at it, and wait until AMI is logged in."""
+    """Start the service (``hotline-ivr run`` with ``options``), point ``pbx``'s FastAGI at it,
+    and wait until AMI is logged in."""
     env = dict(os.environ, HOTLINE_AMI_SECRET=ami_secret, HOTLINE_ADMIN_TOKEN=ADMIN_TOKEN)
     process = await asyncio.create_subprocess_exec(
-        *command(), "run", "--config", str(config), cwd=config.parent, env=env,
+        *command(), "run", "--config", str(config), *options, cwd=config.parent, env=env,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )

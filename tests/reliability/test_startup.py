@@ -1,22 +1,64 @@
-"""The service process after start-up: what it made is out of the garbage collector's walk."""
+"""The service process after start-up: the event loop it runs on, and what it made put out of
+the garbage collector's walk."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 from pathlib import Path
 
+import pytest
+
 from ivr.simpbx import SimulatedPbx
-from tests.reliability.service_process import AMI_SECRET, free_port, spawn, write_config
+from tests.reliability.service_process import (
+    AMI_SECRET,
+    command,
+    free_port,
+    spawn,
+    write_config,
+)
+
+HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 
-async def test_startup_objects_are_frozen(tmp_path: Path) -> None:
-    """hotline-ivr run freezes start-up's objects once it serves (a full collection then
-    walks only what calls made) and makes full collections rarer, and says so."""
+async def test_startup_on_asyncio_with_its_objects_frozen(tmp_path: Path) -> None:
+    """hotline-ivr run serves on asyncio's loop by default, freezes start-up's objects once it
+    serves (a full collection then walks only what calls made), makes full collections
+    rarer, and says so."""
     async with SimulatedPbx(agi_port=0, ami_secret=AMI_SECRET) as pbx:
         port = free_port()
         service = await spawn(write_config(tmp_path, pbx, http_port=port), pbx, http_port=port)
         try:
-            frozen = await service.wait_for("gc.frozen")
+            started = await service.wait_for("service.started")
         finally:
             assert await service.stop() == 0
-    assert frozen["objects"] > 10_000  # modules, the dialplan, the wiring
-    assert frozen["thresholds"][2] == 100  # middle-generation collections per full one
+    assert started["loop"] == "asyncio"
+    assert started["frozen_objects"] > 10_000  # modules, the dialplan, the wiring
+    assert started["gc_thresholds"][2] == 100  # middle-generation collections per full one
+
+
+@pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed here")
+async def test_startup_on_uvloop_when_asked(tmp_path: Path) -> None:
+    """--loop uvloop runs the same service on uvloop."""
+    async with SimulatedPbx(agi_port=0, ami_secret=AMI_SECRET) as pbx:
+        port = free_port()
+        config = write_config(tmp_path, pbx, http_port=port)
+        service = await spawn(config, pbx, http_port=port, options=("--loop", "uvloop"))
+        try:
+            started = await service.wait_for("service.started")
+        finally:
+            assert await service.stop() == 0
+    assert started["loop"] == "uvloop"
+
+
+@pytest.mark.skipif(HAVE_UVLOOP, reason="uvloop is installed here")
+async def test_uvloop_asked_for_but_missing_is_a_clear_error(tmp_path: Path) -> None:
+    """--loop uvloop without uvloop installed stops at once with exit status 2 and says how
+    to install it."""
+    process = await asyncio.create_subprocess_exec(
+        *command(), "run", "--config", str(tmp_path / "absent.yaml"), "--loop", "uvloop",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert b"hotline-ivr[fast]" in stderr
