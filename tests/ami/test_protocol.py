@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 
 import pytest
 from panoramisk.actions import Action
@@ -12,6 +14,20 @@ from ivr.ami import AmiLink, AmiMessage
 from ivr.ami.protocol import AmiProtocol, ParsedMessage
 
 BOUND = 5.0
+
+
+@contextlib.asynccontextmanager
+async def _on_a_socket(protocol: AmiProtocol) -> AsyncIterator[asyncio.Transport]:
+    """``protocol`` reading one end of a socket pair; the transport and both ends closed after."""
+    ours, theirs = socket.socketpair()
+    try:
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: protocol, ours
+        )
+        yield transport
+        transport.close()
+    finally:
+        theirs.close()
 
 
 async def test_a_large_read_is_handled_in_slices_in_order() -> None:
@@ -31,9 +47,7 @@ async def test_a_large_read_is_handled_in_slices_in_order() -> None:
 
     link.subscribe("*", on_event)
     protocol = AmiProtocol(factory=link.manager, slice_size=8)
-    ours, theirs = socket.socketpair()
-    try:
-        transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+    async with _on_a_socket(protocol) as transport:
         data = b"".join(b"Event: Newstate\r\nUniqueid: %d\r\n\r\n" % n for n in range(100))
         protocol.data_received(b"Asterisk Call Manager/11.0.0\r\n" + data)
         assert len(seen) == 50 and protocol.backlog == 50  # half of what waits
@@ -42,9 +56,6 @@ async def test_a_large_read_is_handled_in_slices_in_order() -> None:
         assert seen == [str(n) for n in range(100)]
         assert marks and marks[0] < 100  # the queued work did not wait for the whole read
         assert protocol.backlog == 0 and transport.is_reading()  # type: ignore[attr-defined]
-        transport.close()
-    finally:
-        theirs.close()
 
 
 async def test_a_growing_backlog_is_worked_down_by_half_each_turn() -> None:
@@ -67,9 +78,7 @@ async def test_a_growing_backlog_is_worked_down_by_half_each_turn() -> None:
 
     link.subscribe("*", on_event)
     protocol = AmiProtocol(factory=link.manager, slice_size=8, max_slice=1000)
-    ours, theirs = socket.socketpair()
-    try:
-        transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+    async with _on_a_socket(protocol):
         data = b"".join(b"Event: Newstate\r\nUniqueid: %d\r\n\r\n" % n for n in range(total))
         protocol.data_received(data)
         await asyncio.wait_for(done.wait(), BOUND)
@@ -77,9 +86,6 @@ async def test_a_growing_backlog_is_worked_down_by_half_each_turn() -> None:
         assert sum(turns) == total
         assert turns[:3] == [1000, 1000, 1000]  # capped at max_slice
         assert turns[3:] == [500, 250, 125, 63, 31, 16, 8, 7]  # at least slice_size
-        transport.close()
-    finally:
-        theirs.close()
 
 
 def test_slice_bounds_are_checked() -> None:
@@ -96,16 +102,9 @@ async def test_a_small_read_is_handled_at_once() -> None:
     seen: list[str] = []
     link.subscribe("*", lambda event: seen.append(event.event))
     protocol = AmiProtocol(factory=link.manager)
-    ours, theirs = socket.socketpair()
-    try:
-        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
-            lambda: protocol, ours
-        )
+    async with _on_a_socket(protocol):
         protocol.data_received(b"Event: Hangup\r\nUniqueid: 1\r\n\r\nEvent: Newexten\r\n\r\n")
         assert seen == ["Hangup", "Newexten"] and protocol.backlog == 0
-        transport.close()
-    finally:
-        theirs.close()
 
 
 async def test_handlers_registered_later_are_dispatched_by_name() -> None:
@@ -114,11 +113,7 @@ async def test_handlers_registered_later_are_dispatched_by_name() -> None:
     seen: list[str] = []
     link.subscribe("*", lambda event: seen.append(f"all:{event.event}"))
     protocol = AmiProtocol(factory=link.manager)
-    ours, theirs = socket.socketpair()
-    try:
-        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
-            lambda: protocol, ours
-        )
+    async with _on_a_socket(protocol):
         protocol.data_received(b"Event: Hangup\r\n\r\nEvent: VarSet\r\n\r\n")
         link.subscribe("Hang*", lambda event: seen.append(f"hang:{event.event}"))  # new pattern
         link.subscribe("*", lambda event: seen.append(f"all2:{event.event}"))  # known pattern
@@ -127,9 +122,6 @@ async def test_handlers_registered_later_are_dispatched_by_name() -> None:
             "all:Hangup", "all:VarSet",
             "all:Hangup", "all2:Hangup", "hang:Hangup", "all:VarSet", "all2:VarSet",
         ]
-        transport.close()
-    finally:
-        theirs.close()
 
 
 def _count_panoramisk_messages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -163,11 +155,7 @@ async def test_subscriptions_get_events_without_a_panoramisk_message(
     link.subscribe("Hang*", lambda event: seen.append(("hang", event.get("Uniqueid"))))
     link.subscribe("*", lambda event: seen.append(("all2", type(event).__name__)))
     protocol = AmiProtocol(factory=link.manager)
-    ours, theirs = socket.socketpair()
-    try:
-        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
-            lambda: protocol, ours
-        )
+    async with _on_a_socket(protocol):
         protocol.data_received(b"Event: Newexten\r\n\r\nEvent: Hangup\r\nUniqueid: 1.1\r\n\r\n")
         assert seen == [
             ("all", "Newexten"), ("all2", "AmiMessage"),
@@ -175,9 +163,6 @@ async def test_subscriptions_get_events_without_a_panoramisk_message(
             ("panoramisk", "1.1", "True"), ("hang", "1.1"),
         ]
         assert made == ["Hangup"]  # for the panoramisk callback only, once for all of them
-        transport.close()
-    finally:
-        theirs.close()
 
 
 async def test_events_skip_the_panoramisk_message_while_an_action_waits(
@@ -190,11 +175,7 @@ async def test_events_skip_the_panoramisk_message_while_an_action_waits(
     seen: list[str] = []
     link.subscribe("*", lambda event: seen.append(event.event))
     protocol = AmiProtocol(factory=link.manager)
-    ours, theirs = socket.socketpair()
-    try:
-        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(
-            lambda: protocol, ours
-        )
+    async with _on_a_socket(protocol):
         ping = Action({"Action": "Ping"})
         answer = protocol.send(ping, as_list=None)
         protocol.data_received(
@@ -206,6 +187,3 @@ async def test_events_skip_the_panoramisk_message_while_an_action_waits(
         assert result.original.get("Ping") == "Pong"
         assert seen == ["Newexten", "Hangup"]
         assert made == ["Success"]  # the answer only
-        transport.close()
-    finally:
-        theirs.close()
