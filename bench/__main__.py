@@ -10,7 +10,6 @@ go to ``bench/results/latest.json`` with the machine's facts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -20,12 +19,12 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import _proc, ami_ingest, calls, tickets
+from bench import _proc, calls
 from bench._timing import Stamps, timed_pbx
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -59,7 +58,7 @@ def machine() -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "packages": versions,
         "commit": commit,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
 
@@ -119,7 +118,8 @@ def _brief(result: calls.RunResult) -> str:
     return (f"{result.calls_per_s:,.0f} calls/s ({result.calls_per_cpu_s:,.0f}/CPU-s), "
             f"key p99 {result.menu_p99_ms:.2f} ms, emergency p99 {result.emergency_p99_ms:.2f} ms, "
             f"{result.kib_per_call:.1f} KiB/call, core {100 * result.cpu_share:.0f} % busy, "
-            f"AMI {result.ami_events_per_call:.1f} events/call, {result.ami_events_dropped} dropped")
+            f"AMI {result.ami_events_per_call:.1f} events/call, "
+            f"{result.ami_events_dropped} dropped")
 
 
 def median(runs: list[dict[str, Any]], key: str) -> float:
@@ -134,10 +134,16 @@ def summary(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     for loop in report["loops"]:
         ours, bare = call_runs[f"service/{loop}"], call_runs[f"bare/{loop}"]
 
-        def row(title: str, key: str, fmt: str, target: str, higher_is_better: bool = True) -> None:
+        def row(
+            title: str, key: str, fmt: str, target: str, higher_is_better: bool = True,
+            *, ours: list[dict[str, Any]] = ours, bare: list[dict[str, Any]] = bare,
+            loop: str = loop,
+        ) -> None:
             a, b = median(ours, key), median(bare, key)
             ratio = (a / b if higher_is_better else b / a) if a and b else float("nan")
-            rows.append((f"{title} [{loop}]", format(a, fmt), format(b, fmt), f"{ratio:.2f}", target))
+            rows.append(
+                (f"{title} [{loop}]", format(a, fmt), format(b, fmt), f"{ratio:.2f}", target)
+            )
 
         row("call sessions/s, 2-level menu + ticket", "calls_per_s", ",.0f", ">= 2,000/s")
         row("  same, per CPU-second of the target", "calls_per_cpu_s", ",.0f", ">= 2,000/s")
@@ -168,7 +174,8 @@ def print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
     header = ("figure (median of runs)", "hotline-ivr", "baseline", "ratio", "target")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     for line in [header, tuple("-" * w for w in widths), *rows]:
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths)) + " |")
+        cells = (cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+        print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -183,7 +190,9 @@ def main() -> None:
     loops = args.loops.split(",") if args.loops else (
         ["asyncio", "uvloop"] if _proc.uvloop_available() else ["asyncio"]
     )
-    settings = calls.RunSettings(calls=2000, probe_seconds=1.0) if args.quick else calls.RunSettings()
+    settings = (
+        calls.RunSettings(calls=2000, probe_seconds=1.0) if args.quick else calls.RunSettings()
+    )
     cores = _proc.pin_to_core(DRIVER_CORE)
     report: dict[str, Any] = {"machine": machine(), "loops": loops, "driver_cores": cores,
                               "settings": asdict(settings)}
@@ -203,11 +212,19 @@ def main() -> None:
     _proc.run(drive(), driver_loop)
     report["calls"] = {"runs": call_runs}
     rows = summary(report)
-    report["summary"] = [dict(zip(("figure", "ours", "baseline", "ratio", "target"), r)) for r in rows]
+    report["summary"] = [
+        dict(zip(("figure", "ours", "baseline", "ratio", "target"), r, strict=True))
+        for r in rows
+    ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1, default=str) + "\n")
     print_table(rows)
-    print(f"\nwritten: {args.output.relative_to(calls.ROOT) if args.output.is_relative_to(calls.ROOT) else args.output}")
+    written = (
+        args.output.relative_to(calls.ROOT)
+        if args.output.is_relative_to(calls.ROOT)
+        else args.output
+    )
+    print(f"\nwritten: {written}")
 
 
 if __name__ == "__main__":

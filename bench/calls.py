@@ -24,10 +24,9 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.simpbx import CallRecord, CallScript, SimulatedPbx
-
 from bench._timing import Stamps
 from bench.service import AMI_SECRET
+from ivr.simpbx import CallRecord, CallScript, SimulatedPbx
 
 ROOT = Path(__file__).resolve().parents[1]
 # The scenario of a call is told by its caller's number, so the bare responder can pick its
@@ -263,7 +262,9 @@ async def one_run(
         # Latency under that load: paced probe calls, half of them emergencies.
         if service:
             keys_before = await histogram(target.http_port, "hotline_key_to_command_seconds")
-            emergency_before = await histogram(target.http_port, "hotline_emergency_handoff_seconds")
+            emergency_before = await histogram(
+                target.http_port, "hotline_emergency_handoff_seconds"
+            )
         stamps.clear()
         stamps.recording = True
         probes: list[asyncio.Future[CallRecord]] = []

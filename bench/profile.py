@@ -59,14 +59,14 @@ async def drive(args: argparse.Namespace) -> None:
                 )
                 await asyncio.sleep(1.0)  # py-spy attaches; nothing to wait on but its start
             cpu_before, began = calls.cpu_seconds(service.pid), time.perf_counter()
-            user_before, system_before = calls.cpu_split(service.pid)
+            _user_before, system_before = calls.cpu_split(service.pid)
             loop_before = calls.main_thread_cpu_seconds(service.pid)
             driver_before, dropped_before = time.process_time(), pbx.dropped_events
             records = await calls.place_many(pbx, calls.menu_call, args.calls, args.concurrency)
             wall = time.perf_counter() - began
             driver = time.process_time() - driver_before
             cpu = calls.cpu_seconds(service.pid) - cpu_before
-            user_after, system_after = calls.cpu_split(service.pid)
+            _user_after, system_after = calls.cpu_split(service.pid)
             kernel_share = (system_after - system_before) / max(cpu, 1e-9)
             loop_share = (calls.main_thread_cpu_seconds(service.pid) - loop_before) / max(cpu, 1e-9)
             if spy is not None:

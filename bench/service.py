@@ -16,6 +16,7 @@ import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from bench import _proc
@@ -29,29 +30,30 @@ AMI_SECRET = "bench-secret"  # the simulated PBX's own, on loopback only
 WORKING_HOURS = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
-async def serve(ami_port: int, db_dir: Path, log_level: str, event_filter: bool) -> None:
-    """Run the service until the parent closes our stdin."""
-    with open(os.devnull, "w", encoding="utf-8") as sink:
-        configure_logging(level=log_level, json=True, stream=sink, secrets=(AMI_SECRET,))
-        config = ServiceConfig(
-            fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
-            ami=(AmiNodeConfig(node="sim", host="127.0.0.1", port=ami_port, username="hotline",
-                               secret=AMI_SECRET, ping_interval=5,
-                               send_filter=event_filter),),
-            http=HttpConfig(host="127.0.0.1", port=0),
-            tickets=TicketsConfig(path=db_dir / "tickets.sqlite3"),
-            dialplans=DIALPLANS,
-        )
-        app = build_app(config, load_dialplan([DIALPLANS]), clock=lambda: WORKING_HOURS)
-        runner = await start(app, "127.0.0.1", 0)
-        try:
-            for link in app[LINKS]:
-                await link.wait_connected(10.0)
-            freeze_startup_objects()  # as hotline-ivr run does
-            _proc.announce(agi_port=app[FASTAGI].port, http_port=http_port(runner))
-            await _proc.until_stdin_closes()
-        finally:
-            await runner.cleanup()
+async def serve(
+    ami_port: int, db_dir: Path, log_level: str, event_filter: bool, sink: TextIO
+) -> None:
+    """Run the service until the parent closes our stdin; logs go to ``sink``."""
+    configure_logging(level=log_level, json=True, stream=sink, secrets=(AMI_SECRET,))
+    config = ServiceConfig(
+        fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
+        ami=(AmiNodeConfig(node="sim", host="127.0.0.1", port=ami_port, username="hotline",
+                           secret=AMI_SECRET, ping_interval=5,
+                           send_filter=event_filter),),
+        http=HttpConfig(host="127.0.0.1", port=0),
+        tickets=TicketsConfig(path=db_dir / "tickets.sqlite3"),
+        dialplans=DIALPLANS,
+    )
+    app = build_app(config, load_dialplan([DIALPLANS]), clock=lambda: WORKING_HOURS)
+    runner = await start(app, "127.0.0.1", 0)
+    try:
+        for link in app[LINKS]:
+            await link.wait_connected(10.0)
+        freeze_startup_objects()  # as hotline-ivr run does
+        _proc.announce(agi_port=app[FASTAGI].port, http_port=http_port(runner))
+        await _proc.until_stdin_closes()
+    finally:
+        await runner.cleanup()
 
 
 def main() -> None:
@@ -68,9 +70,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     _proc.pin_to_core(args.core)
-    with tempfile.TemporaryDirectory(prefix="hotline-bench-", dir=args.db) as folder:
+    # The log sink is opened here, before the loop runs: no blocking open inside it.
+    with (
+        open(os.devnull, "w", encoding="utf-8") as sink,
+        tempfile.TemporaryDirectory(prefix="hotline-bench-", dir=args.db) as folder,
+    ):
         _proc.run(
-            serve(args.ami_port, Path(folder), args.log_level, not args.no_event_filter),
+            serve(args.ami_port, Path(folder), args.log_level, not args.no_event_filter, sink),
             args.loop,
         )
 

@@ -15,9 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ivr.tickets.sqlite import SqliteTicketStore
-
 from bench.bench_tickets import burst, stream
+from ivr.tickets.sqlite import SqliteTicketStore
 
 
 def raw_sqlite(folder: Path, count: int, batch: int) -> float:

@@ -1,4 +1,5 @@
-"""Callbacks placed with AMI Originate through the simulated PBX, in hours, rate- and retry-bounded."""
+"""Callbacks placed with AMI Originate through the simulated PBX, in hours, rate- and
+retry-bounded."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ivr.tickets.store import CallbackReason
 from tests.tickets.conftest import build_ticket
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-WORKDAY = tuple((TimeRange(9 * 60, 17 * 60),) for _ in range(5)) + ((), ())
+WORKDAY = (*((TimeRange(9 * 60, 17 * 60),) for _ in range(5)), (), ())
 HOURS = Schedule(id="callbacks", timezone="Asia/Shanghai", weekly=WORKDAY)
 THURSDAY_10 = datetime(2024, 5, 9, 10, 0, tzinfo=SHANGHAI)
 
@@ -68,7 +69,8 @@ async def pbx_link() -> AsyncIterator[tuple[SimulatedPbx, AmiLink]]:
 async def test_callbacks_placed_in_hours_within_rate(
     store: SqliteTicketStore, pbx_link: tuple[SimulatedPbx, AmiLink]
 ) -> None:
-    """Due callbacks are originated at two a minute, only in working hours, and logged as answered."""
+    """Due callbacks are originated at two a minute, only in working hours, and logged as
+    answered."""
     pbx, link = pbx_link
     clock = Clock(THURSDAY_10.replace(hour=20))
     scheduler = CallbackScheduler(store, link, HOURS, CallbackPolicy(rate_per_minute=2),

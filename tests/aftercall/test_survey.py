@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from ivr.aftercall.survey import SurveyHandler
 from ivr.agi.router import ScriptRouter
 from ivr.agi.server import FastAgiServer
-from ivr.aftercall.survey import SurveyHandler
 from ivr.tickets.model import Ticket
 from ivr.tickets.sqlite import SqliteTicketStore
 from tests.tickets.conftest import build_ticket
@@ -68,7 +68,7 @@ def keys(*pressed: int) -> Replies:
     queue = list(pressed)
 
     def answer(line: bytes) -> bytes:
-        if line.startswith(b"STREAM FILE survey ") or line.startswith(b"WAIT FOR DIGIT"):
+        if line.startswith((b"STREAM FILE survey ", b"WAIT FOR DIGIT")):
             return f"200 result={queue.pop(0) if queue else 0} endpos=100\n".encode()
         return b"200 result=0 endpos=100\n"
 

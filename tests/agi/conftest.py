@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -46,7 +46,5 @@ async def connect() -> AsyncIterator[Connect]:
     yield start
     for writer in writers:
         writer.close()
-        try:
+        with contextlib.suppress(OSError):  # the server may have reset a connection it rejected
             await writer.wait_closed()
-        except OSError:
-            pass  # the server may have reset a connection it rejected

@@ -103,7 +103,7 @@ def test_built_lines_are_single_commands(line: bytes) -> None:
 )
 def test_invalid_names_and_numbers_raise(build: Callable[[], bytes]) -> None:
     """Names outside their pattern and out-of-range numbers raise ValueError before sending."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^invalid "):
         build()
 
 

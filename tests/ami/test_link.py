@@ -209,7 +209,7 @@ async def test_reconnect_after_server_closes(
     await lost.wait_count(1)
     await connected.wait_count(2)
     assert link.connected and link.reconnects >= 1
-    assert [a["Action"] for a in fake_ami.connections[1].actions][0] == "Login"
+    assert next(a["Action"] for a in fake_ami.connections[1].actions) == "Login"
 
 
 async def test_pending_action_fails_and_is_not_resent(
@@ -252,7 +252,7 @@ async def test_action_errors_timeouts_and_lists(
     listing = await link.send_action({"Action": "CoreShowChannels"})
     assert [e.event for e in listing.events] == ["CoreShowChannel", "CoreShowChannelsComplete"]
     assert listing.events[0].get("CallerIDName") == "李四"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="contains a line end"):
         await link.send_action({"Action": "Originate", "CallerID": "x\r\nAction: Logoff"})
     assert link.connected
 

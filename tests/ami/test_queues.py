@@ -1,4 +1,5 @@
-"""Queue figures: each wait in an agent queue ends answered, abandoned or exited, with its length."""
+"""Queue figures: each wait in an agent queue ends answered, abandoned or exited, with its
+length."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ class Clock:
 def test_an_answered_caller_counts_asterisks_hold_time() -> None:
     """Join, Leave, then AgentConnect: answered after the HoldTime Asterisk reports."""
     stats = QueueStats()
-    assert stats.apply(event("QueueCallerJoin", Queue="hotline-agents")) == QueueJoined("hotline-agents")
+    assert stats.apply(event("QueueCallerJoin", Queue="hotline-agents")) == QueueJoined(
+        "hotline-agents"
+    )
     assert stats.apply(event("QueueCallerLeave", Queue="hotline-agents")) is None
     assert stats.apply(event("AgentConnect", Queue="hotline-agents", HoldTime="12")) == QueueLeft(
         "hotline-agents", "answered", 12.0)

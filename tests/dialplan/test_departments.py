@@ -51,11 +51,17 @@ def test_single_dial_and_queue(write_yaml: Callable[..., Path]) -> None:
     assert (queued.queue, queued.dial, queued.targets) == ("water-agents", "", ())
 
 
-@pytest.mark.parametrize(("department", "message"), [
-    ("    {label: 供水, dial: PJSIP/1@w, queue: q}", "exactly one of 'dial', 'targets' and 'queue'"),
-    ("    {label: 供水, targets: []}", "expected a non-empty list of {dial, timeout}"),
-    ("    {label: 供水, targets: [{dial: PJSIP/1@w, timeout: 0}]}", "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("department", "message"),
+    [
+        (
+            "    {label: 供水, dial: PJSIP/1@w, queue: q}",
+            "exactly one of 'dial', 'targets' and 'queue'",
+        ),
+        ("    {label: 供水, targets: []}", "expected a non-empty list of {dial, timeout}"),
+        ("    {label: 供水, targets: [{dial: PJSIP/1@w, timeout: 0}]}", "must be at least 1"),
+    ],
+)
 def test_bad_departments(write_yaml: Callable[..., Path], department: str, message: str) -> None:
     """Two ways at once, an empty list or a zero timeout are errors at line 11."""
     with pytest.raises(DialplanError) as caught:

@@ -38,12 +38,15 @@ def check_problems(folder: Path, file: Path) -> None:
     try:
         load_dialplan([folder])
     except DialplanError as exc:
-        assert exc.problems, "a refusal names at least one problem"
-        for problem in exc.problems:
-            assert problem.file in (str(file), str(folder)) or problem.file.startswith(
-                str(folder)
-            ), problem
-            assert problem.line >= 1 and problem.column >= 1, problem
+        problems = exc.problems
+    else:
+        return
+    assert problems, "a refusal names at least one problem"
+    for problem in problems:
+        assert problem.file in (str(file), str(folder)) or problem.file.startswith(
+            str(folder)
+        ), problem
+        assert problem.line >= 1 and problem.column >= 1, problem
 
 
 def load_text(text: str | bytes, *, with_shipped: bool) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -48,19 +48,19 @@ def test_shipped_office_hours(office: Schedule, when: datetime, expected: bool) 
 
 def test_hours_are_read_in_the_schedule_timezone(office: Schedule) -> None:
     """01:00 UTC on a Monday is 09:00 in Shanghai (open); 20:00 UTC Monday is 04:00 Tuesday."""
-    assert is_open(office, datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))
-    assert not is_open(office, datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc))
+    assert is_open(office, datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+    assert not is_open(office, datetime(2026, 11, 23, 20, 0, tzinfo=UTC))
 
 
 def test_a_holiday_follows_the_local_date(office: Schedule) -> None:
     """2026-09-30 18:00 UTC is already 1 October in Shanghai: the National Day holiday."""
-    assert not is_open(office, datetime(2026, 9, 30, 18, 0, tzinfo=timezone.utc))
-    assert is_open(office, datetime(2026, 9, 30, 1, 0, tzinfo=timezone.utc))
+    assert not is_open(office, datetime(2026, 9, 30, 18, 0, tzinfo=UTC))
+    assert is_open(office, datetime(2026, 9, 30, 1, 0, tzinfo=UTC))
 
 
 def test_a_naive_datetime_is_refused(office: Schedule) -> None:
     """Without a timezone the local time is unknowable, so it is a programming error."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timezone-aware"):
         is_open(office, datetime(2026, 11, 23, 10, 0))
 
 

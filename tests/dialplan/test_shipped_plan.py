@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ivr.dialplan import DialTarget, Dialplan, load_dialplan
+from ivr.dialplan import Dialplan, DialTarget, load_dialplan
 
 SHIPPED = Path(__file__).parents[2] / "dialplans"
 

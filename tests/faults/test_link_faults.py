@@ -168,9 +168,11 @@ async def test_resync_closes_calls_that_ended_while_away(
     tmp_path: Path, shipped_dialplan: Dialplan
 ) -> None:
     """After a reconnect the tracker drops calls that ended meanwhile and keeps live ones."""
-    async with SimulatedPbx(agi_port=0, ami_secret=SECRET) as pbx, FaultProxy(
-        "127.0.0.1", pbx.ami_port
-    ) as proxy, running_service(tmp_path, shipped_dialplan, [Node("sim", proxy.port)], [pbx]) as service:
+    async with (
+        SimulatedPbx(agi_port=0, ami_secret=SECRET) as pbx,
+        FaultProxy("127.0.0.1", pbx.ami_port) as proxy,
+        running_service(tmp_path, shipped_dialplan, [Node("sim", proxy.port)], [pbx]) as service,
+    ):
         await service.link("sim").wait_connected(WAIT_S)
         calls = [
             asyncio.create_task(pbx.place_call(CallScript(f"1380013800{n}", keys=("hold",))))
@@ -226,7 +228,9 @@ async def test_calls_go_on_while_the_ami_link_is_down(
         "127.0.0.1", pbx.ami_port
     ) as proxy:
         proxy.refuse_new()
-        async with running_service(tmp_path, shipped_dialplan, [Node("sim", proxy.port)], [pbx]) as service:
+        async with running_service(
+            tmp_path, shipped_dialplan, [Node("sim", proxy.port)], [pbx]
+        ) as service:
             async with asyncio.timeout(WAIT_S):
                 await proxy.wait_connections(2)  # the link keeps trying, and failing
             assert not service.link("sim").connected

@@ -59,14 +59,20 @@ class Hotline:
         """POST (no body) to a path of the service's HTTP listener, with the admin token."""
         url = f"http://127.0.0.1:{http_port(self.runner)}{path}"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with aiohttp.ClientSession() as session, session.post(url, headers=headers) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, headers=headers) as response,
+        ):
             return response.status, await response.text()
 
     async def http_get(self, path: str, token: str | None = ADMIN_TOKEN) -> tuple[int, str]:
         """GET a path of the service's HTTP listener, with the admin token unless told."""
         url = f"http://127.0.0.1:{http_port(self.runner)}{path}"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(url, headers=headers) as response,
+        ):
             return response.status, await response.text()
 
 
@@ -104,8 +110,17 @@ async def running_hotline(
     await pbx.start()
     config = ServiceConfig(
         fastagi=FastAgiConfig(host="127.0.0.1", port=0, allowed_peers=frozenset({"127.0.0.1"})),
-        ami=(AmiNodeConfig(node="sim", host="127.0.0.1", port=pbx.ami_port, username="hotline",
-                           secret=SECRET, ping_interval=5, send_filter=True),),  # the sim allows Filter
+        ami=(
+            AmiNodeConfig(
+                node="sim",
+                host="127.0.0.1",
+                port=pbx.ami_port,
+                username="hotline",
+                secret=SECRET,
+                ping_interval=5,
+                send_filter=True,
+            ),
+        ),  # the sim allows Filter
         http=HttpConfig(host="127.0.0.1", port=0, token=ADMIN_TOKEN),
         tickets=TicketsConfig(path=tmp_path / "tickets.sqlite3"),
         callbacks=callbacks,

@@ -37,9 +37,13 @@ async def test_a_call_in_the_ivr_shows_in_the_live_view(hotline: Hotline) -> Non
     """GET /calls lists a call waiting in the IVR with its line and caller; it leaves on hangup."""
     in_ivr = asyncio.Event()
     link = hotline.app[LINKS][0]
-    link.subscribe("Newexten", lambda event: in_ivr.set() if event.get("Application") == "AGI" else None)
+    link.subscribe(
+        "Newexten", lambda event: in_ivr.set() if event.get("Application") == "AGI" else None
+    )
     call = asyncio.create_task(
-        hotline.pbx.place_call(CallScript(caller_number="13911112222", dialled="96119", keys=("hold",)))
+        hotline.pbx.place_call(
+            CallScript(caller_number="13911112222", dialled="96119", keys=("hold",))
+        )
     )
     await asyncio.wait_for(in_ivr.wait(), 5)
     status, body = await hotline.http_get("/calls")

@@ -49,7 +49,11 @@ async def test_no_key_twice_leaves_the_ticket_unrated(hotline: Hotline) -> None:
     record, ticket = await hotline.call(agent_call("-", "-"))
     assert ticket is not None and ticket.satisfaction == ""
     assert record.survey_status == "SUCCESS"
-    assert record.survey_prompts == ("hotline/zh/survey", "hotline/zh/survey-invalid", "hotline/zh/survey")
+    assert record.survey_prompts == (
+        "hotline/zh/survey",
+        "hotline/zh/survey-invalid",
+        "hotline/zh/survey",
+    )
 
 
 async def test_caller_who_hangs_up_after_the_agent_gets_no_survey(hotline: Hotline) -> None:
@@ -65,7 +69,9 @@ async def test_caller_who_hangs_up_after_the_agent_gets_no_survey(hotline: Hotli
 async def with_callbacks(tmp_path: Path, shipped_dialplan: Dialplan) -> AsyncIterator[Hotline]:
     """The service with a callback scheduler in office hours, beside the simulated PBX."""
     # A short pass interval: the test waits for the Originate, not for the clock.
-    callbacks = CallbacksConfig(schedule="office-hours", policy=replace(CallbackPolicy(), poll_s=0.02))
+    callbacks = CallbacksConfig(
+        schedule="office-hours", policy=replace(CallbackPolicy(), poll_s=0.02)
+    )
     async with running_hotline(tmp_path, shipped_dialplan, callbacks=callbacks) as running:
         yield running
 
@@ -101,7 +107,7 @@ async def test_a_caller_abandoning_the_queue_is_owed_a_callback(hotline: Hotline
     link.subscribe("QueueCallerAbandon", lambda event: hung_up.set())
     ended = asyncio.Event()
     link.subscribe("Hangup", lambda event: ended.set())
-    record, ticket = await hotline.call(
+    record, _ticket = await hotline.call(
         CallScript(caller_number="13900001111", keys=("1",), queue_outcome="abandoned")
     )
     assert record.destination.startswith("abandoned-in-queue")

@@ -46,9 +46,12 @@ async def test_96119_dialled_fire_now_hands_off_to_119(hotline: Hotline) -> None
 
 
 async def test_96119_forwarded_by_the_carrier_is_recognised(hotline: Hotline) -> None:
-    """A call forwarded from 96119 to 12345 runs the 96119 menu: key 2 files a fire-safety report."""
+    """A call forwarded from 96119 to 12345 runs the 96119 menu: key 2 files a fire-safety
+    report."""
     record, ticket = await hotline.call(
-        CallScript(caller_number="13600002222", dialled="12345", forwarded_from="96119", keys=("2",))
+        CallScript(
+            caller_number="13600002222", dialled="12345", forwarded_from="96119", keys=("2",)
+        )
     )
     assert record.destination == "queue:hotline-fire-safety"
     assert ticket is not None
@@ -105,7 +108,9 @@ async def test_a_silent_caller_reaches_a_human(hotline: Hotline) -> None:
 
 async def test_wrong_keys_reach_a_human(hotline: Hotline) -> None:
     """Wrong keys re-ask with the invalid-key prompt, then hand the caller to an agent."""
-    record, ticket = await hotline.call(CallScript(caller_number="13300004444", keys=("7", "5", "7")))
+    record, ticket = await hotline.call(
+        CallScript(caller_number="13300004444", keys=("7", "5", "7"))
+    )
     assert record.destination == "queue:hotline-agents"
     assert record.prompts.count("hotline/zh/invalid") == 2
     assert ticket is not None and ticket.extra["route_reason"] == "invalid"
@@ -125,7 +130,9 @@ async def test_key_8_speaks_english_and_tickets_it(hotline: Hotline) -> None:
 
 async def test_a_hangup_mid_menu_still_makes_a_ticket(hotline: Hotline) -> None:
     """A caller who hangs up in a submenu leaves an abandoned-in-IVR ticket with the path so far."""
-    record, ticket = await hotline.call(CallScript(caller_number="13200007777", keys=("2", "hangup")))
+    record, ticket = await hotline.call(
+        CallScript(caller_number="13200007777", keys=("2", "hangup"))
+    )
     assert record.destination == "abandoned-in-ivr"
     assert ticket is not None
     assert ticket.disposition is Disposition.ABANDONED

@@ -50,7 +50,11 @@ async def test_a_valid_dialplan_is_swapped_in_for_new_calls(
     hotline: Hotline, dialplans_dir: Path
 ) -> None:
     """After a good reload, /healthz shows the new version and new calls follow the new menus."""
-    edit(dialplans_dir, '"1": {queue: general, kind: consult}', '"1": {queue: commerce, kind: consult}')
+    edit(
+        dialplans_dir,
+        '"1": {queue: general, kind: consult}',
+        '"1": {queue: commerce, kind: consult}',
+    )
     status, body = await hotline.http_post("/admin/reload")
     assert status == 200
     version = json.loads(body)["version"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +49,12 @@ class Promtool:
 
 
 @pytest.fixture(scope="session")
-def promtool() -> Iterator[Promtool]:
+def promtool() -> Promtool:
     """promtool, or a skip that says how to get it."""
     path = shutil.which("promtool")
     if path is None:
         pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
-    yield Promtool(path)
+    return Promtool(path)
 
 
 def metric_names_in(expression: str) -> set[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from ivr.simpbx import CallScript
 
 from .conftest import DEPLOY, RULES, Hotline, Promtool
@@ -27,7 +25,9 @@ async def _metrics_after_calls(hotline: Hotline) -> str:
     return body
 
 
-async def test_live_metrics_pass_promtool_check_metrics(hotline: Hotline, promtool: Promtool) -> None:
+async def test_live_metrics_pass_promtool_check_metrics(
+    hotline: Hotline, promtool: Promtool
+) -> None:
     """promtool check metrics reports no problem in /metrics after calls of every kind."""
     body = await _metrics_after_calls(hotline)
     result = promtool.run("check", "metrics", stdin=body)
@@ -97,7 +97,9 @@ def test_shipped_rules_pass_promtool_check_rules(promtool: Promtool) -> None:
 
 def test_shipped_rules_fire_as_documented(promtool: Promtool) -> None:
     """promtool test rules: each alert fires on the series that should raise it, and only then."""
-    result = promtool.run("test", "rules", str(DEPLOY.parent / "tests" / "ops" / "hotline-rules.test.yml"))
+    result = promtool.run(
+        "test", "rules", str(DEPLOY.parent / "tests" / "ops" / "hotline-rules.test.yml")
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

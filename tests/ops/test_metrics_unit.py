@@ -18,7 +18,9 @@ def _value(registry: CollectorRegistry, name: str, **labels: str) -> float | Non
     return registry.get_sample_value(name, labels)
 
 
-def test_a_queue_call_moves_counter_histogram_and_gauge_together(registry: CollectorRegistry) -> None:
+def test_a_queue_call_moves_counter_histogram_and_gauge_together(
+    registry: CollectorRegistry,
+) -> None:
     """A caller answered after 12 s counts as answered, within 15 s, and no longer waiting."""
     metrics = Metrics(registry)
     metrics.queue_call_joined("hotline-agents")
@@ -60,11 +62,20 @@ def test_a_reload_replaces_the_dialplan_version(registry: CollectorRegistry) -> 
 def test_declared_series_start_at_zero(registry: CollectorRegistry) -> None:
     """Declared services and queues export 0 before any event, so increase() sees the first one."""
     metrics = Metrics(registry)
-    assert _value(registry, "hotline_emergency_handoffs_total", service="police", result="all_failed") is None
+    assert (
+        _value(registry, "hotline_emergency_handoffs_total", service="police", result="all_failed")
+        is None
+    )
     metrics.declare(lines=["96119"], emergency_services=["police"], queues=["hotline-agents"],
                     ticket_backend="sqlite")
-    assert _value(registry, "hotline_emergency_handoffs_total", service="police", result="all_failed") == 0
-    assert _value(registry, "hotline_queue_calls_total", queue="hotline-agents", result="abandoned") == 0
+    assert (
+        _value(registry, "hotline_emergency_handoffs_total", service="police", result="all_failed")
+        == 0
+    )
+    assert (
+        _value(registry, "hotline_queue_calls_total", queue="hotline-agents", result="abandoned")
+        == 0
+    )
     assert _value(registry, "hotline_tickets_total", backend="sqlite", result="failed") == 0
     assert _value(registry, "hotline_active_calls", line="96119") == 0
 

@@ -14,7 +14,12 @@ import yaml
 from .conftest import DASHBOARD, RULES, Hotline, Promtool, exported_names, metric_names_in
 
 # Grafana's variables, replaced by what they stand for so promtool can parse the query.
-_GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m", "$instance": ".*"}
+_GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__range": "1h",
+    "$__interval": "1m",
+    "$instance": ".*",
+}
 _RECORDING_NAME = re.compile(r"(?<![\w:])([a-zA-Z_]\w*:[\w:]+)")
 
 
@@ -36,7 +41,9 @@ def _panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def _dashboard_queries() -> list[str]:
     dashboard = _dashboard()
-    queries = [target["expr"] for panel in _panels(dashboard) for target in panel.get("targets", [])]
+    queries = [
+        target["expr"] for panel in _panels(dashboard) for target in panel.get("targets", [])
+    ]
     for variable in dashboard["templating"]["list"]:
         if variable.get("type") == "query":
             queries.append(variable["definition"])
@@ -93,10 +100,15 @@ def test_dashboard_queries_parse_as_promql(promtool: Promtool, tmp_path: Path) -
     """promtool parses every dashboard query (as recording rules, Grafana variables filled in)."""
     queries = [q for q in _dashboard_queries() if not q.startswith("label_values(")]
     rules = {
-        "groups": [{
-            "name": "dashboard",
-            "rules": [{"record": f"dashboard:query_{i}", "expr": _as_promql(q)} for i, q in enumerate(queries)],
-        }]
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": _as_promql(q)}
+                    for i, q in enumerate(queries)
+                ],
+            }
+        ]
     }
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
@@ -109,7 +121,9 @@ def test_dashboard_is_importable() -> None:
     """The dashboard asks for a Prometheus datasource input and every panel uses it."""
     dashboard = _dashboard()
     assert 36 <= dashboard["schemaVersion"] <= 41
-    assert [(i["name"], i["pluginId"]) for i in dashboard["__inputs"]] == [("DS_PROMETHEUS", "prometheus")]
+    assert [(i["name"], i["pluginId"]) for i in dashboard["__inputs"]] == [
+        ("DS_PROMETHEUS", "prometheus")
+    ]
     panels = [panel for panel in _panels(dashboard) if panel["type"] != "row"]
     assert len({panel["id"] for panel in _panels(dashboard)}) == len(list(_panels(dashboard)))
     for panel in panels:

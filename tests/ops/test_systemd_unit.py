@@ -41,7 +41,8 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 
 def test_unit_is_hardened_and_reloads_on_hup() -> None:
-    """No root, read-only system, secrets from an environment file, HUP reloads, restart on failure."""
+    """No root, read-only system, secrets from an environment file, HUP reloads, restart on
+    failure."""
     service = _unit()["Service"]
     assert service["DynamicUser"] == "yes"
     assert service["ProtectSystem"] == "strict"

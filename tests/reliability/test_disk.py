@@ -7,7 +7,6 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
 from ivr.app import FASTAGI, build_app, http_port, start
@@ -30,7 +29,9 @@ async def readiness(service: ServiceProcess) -> tuple[int, bool, str]:
     """/readyz's status and its tickets check, and the hotline_ready line of /metrics."""
     status, body = await service.get("/readyz", token=None)
     _, metrics = await service.text("/metrics")
-    ready_line = next(x for x in metrics.splitlines() if x.startswith('hotline_ready{check="tickets"}'))
+    ready_line = next(
+        x for x in metrics.splitlines() if x.startswith('hotline_ready{check="tickets"}')
+    )
     return status, body["checks"]["tickets"], ready_line
 
 

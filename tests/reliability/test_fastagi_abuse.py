@@ -6,6 +6,7 @@ file descriptors and Python memory are back where they were. And a peer that is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -77,7 +78,9 @@ def enough_descriptors() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-async def connect_many(port: int, count: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+async def connect_many(
+    port: int, count: int
+) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
     """``count`` connections, opened a few hundred at a time (the listen backlog is finite)."""
     opened: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     while len(opened) < count:
@@ -90,10 +93,8 @@ async def connect_many(port: int, count: int) -> list[tuple[asyncio.StreamReader
 
 async def closed_by_server(reader: asyncio.StreamReader) -> None:
     """Return once the server has closed this connection (a reset counts)."""
-    try:
+    with contextlib.suppress(ConnectionError):
         await reader.read()
-    except ConnectionError:
-        pass
 
 
 async def abuse_round(port: int) -> tuple[list[float], int]:
@@ -124,10 +125,8 @@ async def abuse_round(port: int) -> tuple[list[float], int]:
 
 
 async def _closed(writer: asyncio.StreamWriter) -> None:
-    try:
+    with contextlib.suppress(ConnectionError):  # the server reset it: closed all the same
         await writer.wait_closed()
-    except ConnectionError:
-        pass  # the server reset it: closed all the same
 
 
 def now_used() -> tuple[int, int]:

@@ -77,7 +77,9 @@ async def test_receiver_down_then_back(tmp_path: Path) -> None:
             holding.cancel()
         await runner.cleanup()
         await pbx.close()
-    assert [(r.destination, r.fallback) for r in records] == [("queue:hotline-agents", False)] * CALLS
+    assert [(r.destination, r.fallback) for r in records] == [
+        ("queue:hotline-agents", False)
+    ] * CALLS
     held_id = ticket_id_for(held.linkedid)  # type: ignore[attr-defined]
     assert fake.by_ticket() == {**dict.fromkeys(ids, 1), held_id: 1}
     assert fake.posts[held_id] == 1  # nothing was posted while the call was in the IVR

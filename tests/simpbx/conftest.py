@@ -1,4 +1,5 @@
-"""Test doubles on raw sockets: a minimal FastAGI responder and an AMI client, plus transcript readers."""
+"""Test doubles on raw sockets: a minimal FastAGI responder and an AMI client, plus transcript
+readers."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class AgiSession:
 
 
 class FastAgiResponder:
-    """A FastAGI server written on raw streams: reads the env, sends scripted commands, records replies."""
+    """A FastAGI server written on raw streams: reads the env, sends scripted commands, records
+    replies."""
 
     def __init__(self, commands: Sequence[str] | Commands = ()) -> None:
         self._commands = commands
@@ -140,7 +142,9 @@ def headers(block: str) -> dict[str, str]:
 class AmiClient:
     """A raw-socket AMI client: sends CRLF actions, reads blank-line-ended blocks."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, banner: bytes) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, banner: bytes
+    ) -> None:
         self.reader, self.writer, self.banner = reader, writer, banner
 
     @classmethod

@@ -23,7 +23,10 @@ def _recorded(fixtures_dir: Path, name: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize(
     ("line", "words"),
     [
-        ('STREAM FILE hotline/zh/welcome "0123456789*#"', ("STREAM", "FILE", "hotline/zh/welcome", "0123456789*#")),
+        (
+            'STREAM FILE hotline/zh/welcome "0123456789*#"',
+            ("STREAM", "FILE", "hotline/zh/welcome", "0123456789*#"),
+        ),
         ('STREAM FILE beep ""', ("STREAM", "FILE", "beep", "")),
         ('SET VARIABLE X "a \\"b\\" c"', ("SET", "VARIABLE", "X", 'a "b" c')),
         ('GET FULL VARIABLE "${A}|${B}"', ("GET", "FULL", "VARIABLE", "${A}|${B}")),
@@ -42,7 +45,9 @@ def test_parse_agi_command_matches_longest_known_words() -> None:
     assert parse_agi_command("BOGUS COMMAND").name == ""
 
 
-async def test_env_block_follows_recorded_order_and_format(responder_factory, pbx_for, fixtures_dir: Path) -> None:
+async def test_env_block_follows_recorded_order_and_format(
+    responder_factory, pbx_for, fixtures_dir: Path
+) -> None:
     """The agi_* environment has the recorded fields in the recorded order, then the three args."""
     responder = responder_factory()
     pbx = await pbx_for(responder)
@@ -50,33 +55,52 @@ async def test_env_block_follows_recorded_order_and_format(responder_factory, pb
     recorded_env, _ = read_agi_transcript(fixtures_dir / "call-legacy-96119-fastagi.txt")
     session = await responder.session()
     names = [line.split(":", 1)[0] for line in session.env_lines]
-    assert names == [line.split(":", 1)[0] for line in recorded_env] + ["agi_arg_1", "agi_arg_2", "agi_arg_3"]
+    assert names == [line.split(":", 1)[0] for line in recorded_env] + [
+        "agi_arg_1",
+        "agi_arg_2",
+        "agi_arg_3",
+    ]
     assert all(line.endswith("\n") and ": " in line for line in session.env_lines)
     env = session.env
     assert env["agi_request"] == f"agi://127.0.0.1:{pbx.agi_port}/ivr"
     assert env["agi_channel"] == record.channel and record.channel.startswith("PJSIP/carrier-")
     assert env["agi_uniqueid"] == record.uniqueid == record.linkedid
-    assert (env["agi_calleridname"], env["agi_extension"], env["agi_priority"]) == ("曹女士", "96119", "3")
+    assert (env["agi_calleridname"], env["agi_extension"], env["agi_priority"]) == (
+        "曹女士",
+        "96119",
+        "3",
+    )
     assert (env["agi_arg_1"], env["agi_arg_2"], env["agi_arg_3"]) == ("96119", record.linkedid, "")
     assert (env["agi_dnid"], env["agi_rdnis"]) == ("96119", "unknown")
 
 
-async def test_forwarded_call_matches_recorded_sip_session(responder_factory, pbx_for, fixtures_dir: Path) -> None:
+async def test_forwarded_call_matches_recorded_sip_session(
+    responder_factory, pbx_for, fixtures_dir: Path
+) -> None:
     """A carrier-forwarded 96119 call answers the recorded SIP session's commands byte for byte."""
     recorded = _recorded(fixtures_dir, "sip-forwarded-96119-fastagi.txt")
     commands = list(recorded)[:3]
     responder = responder_factory(commands)
     pbx = await pbx_for(responder)
-    script = CallScript("13900001111", "曹女士", dialled="12345", forwarded_from="96119", keys=("1",), tech="SIP")
+    script = CallScript(
+        "13900001111", "曹女士", dialled="12345", forwarded_from="96119", keys=("1",), tech="SIP"
+    )
     record = await pbx.place_call(script)
     session = await responder.session()
     assert session.replies == [recorded[c] for c in commands]
-    assert (session.env["agi_dnid"], session.env["agi_rdnis"], session.env["agi_arg_3"]) == ("12345", "96119", "96119")
+    assert (session.env["agi_dnid"], session.env["agi_rdnis"], session.env["agi_arg_3"]) == (
+        "12345",
+        "96119",
+        "96119",
+    )
     assert record.variables["HOTLINE_DIALED"] == "12345"
 
 
-async def test_replies_match_recorded_legacy_session(responder_factory, pbx_for, fixtures_dir: Path) -> None:
-    """ANSWER, GET (FULL) VARIABLE, WAIT FOR DIGIT, SET VARIABLE, EXEC, NOOP, 510 and HANGUP replies equal the recording."""
+async def test_replies_match_recorded_legacy_session(
+    responder_factory, pbx_for, fixtures_dir: Path
+) -> None:
+    """ANSWER, GET (FULL) VARIABLE, WAIT FOR DIGIT, SET VARIABLE, EXEC, NOOP, 510 and HANGUP
+    replies equal the recording."""
     recorded = _recorded(fixtures_dir, "call-legacy-96119-fastagi.txt")
     commands = [
         "ANSWER", "GET VARIABLE HOTLINE_DIALED",
@@ -86,7 +110,9 @@ async def test_replies_match_recorded_legacy_session(responder_factory, pbx_for,
     ]
     responder = responder_factory(commands)
     pbx = await pbx_for(responder)
-    record = await pbx.place_call(CallScript("13900001111", "Cao", dialled="96119", keys=("1",), tech="Local"))
+    record = await pbx.place_call(
+        CallScript("13900001111", "Cao", dialled="96119", keys=("1",), tech="Local")
+    )
     got = dict((await responder.session()).exchanges)
     for command in commands[:-1]:
         assert got[command] == recorded[command], command
@@ -95,7 +121,9 @@ async def test_replies_match_recorded_legacy_session(responder_factory, pbx_for,
     assert (record.agi_status, record.destination) == ("HANGUP", "hangup")
 
 
-async def test_usage_errors_and_utf8_name_match_recording(responder_factory, pbx_for, fixtures_dir: Path) -> None:
+async def test_usage_errors_and_utf8_name_match_recording(
+    responder_factory, pbx_for, fixtures_dir: Path
+) -> None:
     """Bad syntax answers the recorded 520 usage block; CALLERID(name) comes back as UTF-8."""
     recorded = _recorded(fixtures_dir, "redirect-during-fastagi.txt")
     commands = ["ANSWER", "GET DATA", "SAY NUMBER abc", "GET VARIABLE CALLERID(name)"]
@@ -106,7 +134,8 @@ async def test_usage_errors_and_utf8_name_match_recording(responder_factory, pbx
 
 
 async def test_scripted_keys_streams_and_timeouts(responder_factory, pbx_for) -> None:
-    """Digits interrupt prompts that allow them, '-' times out a wait, GET DATA collects until '#'."""
+    """Digits interrupt prompts that allow them, '-' times out a wait, GET DATA collects until
+    '#'."""
     commands = [
         'STREAM FILE hotline/zh/welcome "12"',  # key "-": plays to the end, not consumed
         "WAIT FOR DIGIT 5000",  # consumes "-": timeout
@@ -122,31 +151,54 @@ async def test_scripted_keys_streams_and_timeouts(responder_factory, pbx_for) ->
     record = await pbx.place_call(CallScript("13800000000", keys=("-", "9", "2", "45#", "7", "-")))
     replies = (await responder.session()).replies
     assert replies == [
-        ["200 result=0 endpos=16000"], ["200 result=0"], ["200 result=0 endpos=16000"], ["200 result=57"],
-        ["200 result=50 endpos=8000"], ["200 result=45"], ["200 result=7 (timeout)"], ["200 result=0"],
+        ["200 result=0 endpos=16000"],
+        ["200 result=0"],
+        ["200 result=0 endpos=16000"],
+        ["200 result=57"],
+        ["200 result=50 endpos=8000"],
+        ["200 result=45"],
+        ["200 result=7 (timeout)"],
+        ["200 result=0"],
     ]
     assert record.prompts == (
-        "hotline/zh/welcome", "hotline/zh/menu", "hotline/zh/menu", "hotline/zh/enter-id", "hotline/zh/enter-id",
+        "hotline/zh/welcome",
+        "hotline/zh/menu",
+        "hotline/zh/menu",
+        "hotline/zh/enter-id",
+        "hotline/zh/enter-id",
     )
     assert record.commands == tuple(commands)
 
 
 async def test_caller_hangs_up_mid_menu(responder_factory, pbx_for) -> None:
-    """A scripted hangup answers -1 then HANGUP; later media commands get 511, variables still work."""
-    commands = ["WAIT FOR DIGIT 5000", "WAIT FOR DIGIT 5000", 'STREAM FILE x ""', "GET VARIABLE HOTLINE_DIALED"]
+    """A scripted hangup answers -1 then HANGUP; later media commands get 511, variables still
+    work."""
+    commands = [
+        "WAIT FOR DIGIT 5000",
+        "WAIT FOR DIGIT 5000",
+        'STREAM FILE x ""',
+        "GET VARIABLE HOTLINE_DIALED",
+    ]
     responder = responder_factory(commands)
     pbx = await pbx_for(responder)
     record = await pbx.place_call(CallScript("13800000000", keys=("1", "hangup")))
     replies = (await responder.session()).replies
     assert replies == [
-        ["200 result=49"], ["200 result=-1", "HANGUP"],
-        ["511 Command Not Permitted on a dead channel or intercept routine"], ["200 result=1 (12345)"],
+        ["200 result=49"],
+        ["200 result=-1", "HANGUP"],
+        ["511 Command Not Permitted on a dead channel or intercept routine"],
+        ["200 result=1 (12345)"],
     ]
-    assert (record.agi_status, record.destination, record.fallback) == ("HANGUP", "abandoned-in-ivr", False)
+    assert (record.agi_status, record.destination, record.fallback) == (
+        "HANGUP",
+        "abandoned-in-ivr",
+        False,
+    )
 
 
 async def test_dial_outcomes_with_failover(responder_factory, pbx_for, fixtures_dir: Path) -> None:
-    """Failed dials answer result=0 and set DIALSTATUS/HANGUPCAUSE; the answered one ends the call."""
+    """Failed dials answer result=0 and set DIALSTATUS/HANGUPCAUSE; the answered one ends the
+    call."""
     recorded = read_agi_transcript(fixtures_dir / "dial-outcomes-fastagi.txt")[1]
     commands = [cmd for cmd, _ in recorded]
     responder = responder_factory(commands)
@@ -181,7 +233,11 @@ async def test_unreachable_service_falls_back_to_default_queue(pbx_for) -> None:
     """With nothing listening, AGISTATUS is FAILURE and hotline-fallback queues the caller."""
     pbx = await pbx_for(agi_port=_closed_port())
     record = await pbx.place_call(CallScript("13800000000"))
-    assert (record.agi_status, record.destination, record.fallback) == ("FAILURE", "queue:hotline-agents", True)
+    assert (record.agi_status, record.destination, record.fallback) == (
+        "FAILURE",
+        "queue:hotline-agents",
+        True,
+    )
     assert record.variables["AGISTATUS"] == "FAILURE"
 
 
@@ -189,11 +245,24 @@ async def test_unreachable_service_falls_back_to_default_queue(pbx_for) -> None:
     ("sets", "script_options", "destination", "fallback"),
     [
         ({"HOTLINE_ROUTE": "queue", "HOTLINE_TARGET": "complaints"}, {}, "queue:complaints", False),
-        ({"HOTLINE_ROUTE": "queue", "HOTLINE_TARGET": "complaints"}, {"queue_outcome": "abandoned"},
-         "abandoned-in-queue:complaints", False),
-        ({"HOTLINE_ROUTE": "department", "HOTLINE_TARGET": "PJSIP/health-bureau"}, {}, "department:PJSIP/health-bureau", False),
-        ({"HOTLINE_ROUTE": "department", "HOTLINE_TARGET": "PJSIP/health-bureau"},
-         {"dial_outcomes": {"PJSIP/health-bureau": "BUSY"}}, "queue:hotline-agents", False),
+        (
+            {"HOTLINE_ROUTE": "queue", "HOTLINE_TARGET": "complaints"},
+            {"queue_outcome": "abandoned"},
+            "abandoned-in-queue:complaints",
+            False,
+        ),
+        (
+            {"HOTLINE_ROUTE": "department", "HOTLINE_TARGET": "PJSIP/health-bureau"},
+            {},
+            "department:PJSIP/health-bureau",
+            False,
+        ),
+        (
+            {"HOTLINE_ROUTE": "department", "HOTLINE_TARGET": "PJSIP/health-bureau"},
+            {"dial_outcomes": {"PJSIP/health-bureau": "BUSY"}},
+            "queue:hotline-agents",
+            False,
+        ),
         ({"HOTLINE_ROUTE": "hangup"}, {}, "hangup", False),
         ({"HOTLINE_ROUTE": "emergency"}, {}, "hangup", False),
         ({"HOTLINE_ROUTE": "info"}, {}, "queue:hotline-agents", False),
@@ -201,12 +270,20 @@ async def test_unreachable_service_falls_back_to_default_queue(pbx_for) -> None:
         ({"HOTLINE_ROUTE": "queue"}, {}, "queue:hotline-agents", True),
     ],
 )
-async def test_routes_after_the_agi(responder_factory, pbx_for, sets, script_options, destination, fallback) -> None:
+async def test_routes_after_the_agi(
+    responder_factory, pbx_for, sets, script_options, destination, fallback
+) -> None:
     """The hotline-route dialplan sends the caller where HOTLINE_ROUTE/HOTLINE_TARGET say."""
-    responder = responder_factory([f'SET VARIABLE {name} "{value}"' for name, value in sets.items()])
+    responder = responder_factory(
+        [f'SET VARIABLE {name} "{value}"' for name, value in sets.items()]
+    )
     pbx = await pbx_for(responder)
     record = await pbx.place_call(CallScript("13800000000", **script_options))
-    assert (record.agi_status, record.destination, record.fallback) == ("SUCCESS", destination, fallback)
+    assert (record.agi_status, record.destination, record.fallback) == (
+        "SUCCESS",
+        destination,
+        fallback,
+    )
 
 
 async def test_many_concurrent_calls(responder_factory, pbx_for) -> None:

@@ -28,7 +28,10 @@ async def test_login_accepted_then_fully_booted(responder_factory, pbx_for) -> N
     pbx = await pbx_for(responder_factory())
     client = await AmiClient.connect(pbx.ami_port)
     assert client.banner == b"Asterisk Call Manager/11.0.0\r\n"
-    assert await client.login() == "Response: Success\r\nActionID: 1\r\nMessage: Authentication accepted"
+    assert (
+        await client.login()
+        == "Response: Success\r\nActionID: 1\r\nMessage: Authentication accepted"
+    )
     booted = await client.block()
     assert header_names(booted) == ["Event", "Privilege", "Uptime", "LastReload", "Status"]
     client.send(Action="Ping", ActionID="2")
@@ -42,14 +45,22 @@ async def test_wrong_secret_is_refused_and_closed(responder_factory, pbx_for) ->
     """A wrong secret answers Authentication failed and the server closes the connection."""
     pbx = await pbx_for(responder_factory())
     client = await AmiClient.connect(pbx.ami_port)
-    assert await client.login("nope") == "Response: Error\r\nActionID: 1\r\nMessage: Authentication failed"
+    assert (
+        await client.login("nope")
+        == "Response: Error\r\nActionID: 1\r\nMessage: Authentication failed"
+    )
     assert await asyncio.wait_for(client.reader.read(), 5) == b""
     await client.close()
 
 
-async def test_call_events_in_recorded_format(responder_factory, pbx_for, fixtures_dir: Path) -> None:
-    """One call's events reach a client in the recorded header order, with the Chinese name as UTF-8."""
-    responder = responder_factory(['SET VARIABLE HOTLINE_ROUTE "queue"', 'SET VARIABLE HOTLINE_TARGET "hotline-agents"'])
+async def test_call_events_in_recorded_format(
+    responder_factory, pbx_for, fixtures_dir: Path
+) -> None:
+    """One call's events reach a client in the recorded header order, with the Chinese name as
+    UTF-8."""
+    responder = responder_factory(
+        ['SET VARIABLE HOTLINE_ROUTE "queue"', 'SET VARIABLE HOTLINE_TARGET "hotline-agents"']
+    )
     pbx = await pbx_for(responder)
     client = await AmiClient.connect(pbx.ami_port)
     await client.login(events="on")
@@ -58,8 +69,18 @@ async def test_call_events_in_recorded_format(responder_factory, pbx_for, fixtur
     blocks = await client.until(lambda b: b.startswith("Event: Hangup\r\n"))
     orders = _recorded_orders(fixtures_dir)
     names = [headers(b)["Event"] for b in blocks]
-    for wanted in ("Newchannel", "Newexten", "VarSet", "Newstate", "QueueCallerJoin", "QueueCallerLeave",
-                   "HangupRequest", "Hangup", "AGIExecStart", "AGIExecEnd"):
+    for wanted in (
+        "Newchannel",
+        "Newexten",
+        "VarSet",
+        "Newstate",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "HangupRequest",
+        "Hangup",
+        "AGIExecStart",
+        "AGIExecEnd",
+    ):
         assert wanted in names, wanted
     for block in blocks:
         name = headers(block)["Event"]
@@ -67,7 +88,11 @@ async def test_call_events_in_recorded_format(responder_factory, pbx_for, fixtur
             assert tuple(header_names(block)) in orders[name], name
     newchannel = next(b for b in blocks if b.startswith("Event: Newchannel\r\n"))
     first = headers(newchannel)
-    assert (first["Channel"], first["Uniqueid"], first["Linkedid"]) == (record.channel, record.uniqueid, record.linkedid)
+    assert (first["Channel"], first["Uniqueid"], first["Linkedid"]) == (
+        record.channel,
+        record.uniqueid,
+        record.linkedid,
+    )
     assert "CallerIDName: 李四\r\n" in newchannel
     dialled = [headers(b) for b in blocks if "Variable: __HOTLINE_DIALED" in b]
     assert dialled and dialled[0]["Value"] == "12312"
@@ -101,12 +126,18 @@ async def test_filter_and_event_mask(responder_factory, pbx_for) -> None:
     assert seen[only_new] == {"Newchannel"}
     assert "Newexten" not in seen[no_exten] and {"Newchannel", "VarSet", "Hangup"} <= seen[no_exten]
     assert seen[silent] == set()
-    assert seen[agent_only] == {"QueueCallerJoin", "AgentCalled", "QueueCallerLeave", "AgentConnect",
-                                "AgentComplete"}
+    assert seen[agent_only] == {
+        "QueueCallerJoin",
+        "AgentCalled",
+        "QueueCallerLeave",
+        "AgentConnect",
+        "AgentComplete",
+    }
 
 
 async def test_redirect_during_wait_for_digit(responder_factory, pbx_for) -> None:
-    """A Redirect of a caller waiting in WAIT FOR DIGIT answers -1 then HANGUP and moves the call."""
+    """A Redirect of a caller waiting in WAIT FOR DIGIT answers -1 then HANGUP and moves the
+    call."""
     responder = responder_factory(["WAIT FOR DIGIT 20000", "NOOP"])
     pbx = await pbx_for(responder)
     client = await AmiClient.connect(pbx.ami_port)
@@ -117,9 +148,21 @@ async def test_redirect_during_wait_for_digit(responder_factory, pbx_for) -> Non
         channel = responder.sessions[0].env["agi_channel"]
         client.send(Action="CoreShowChannels", ActionID="3")
         listing = await client.until(lambda b: b.startswith("Event: CoreShowChannelsComplete"))
-        assert headers(listing[1])["Channel"] == channel and headers(listing[-1])["ListItems"] == "1"
-        client.send(Action="Redirect", ActionID="4", Channel=channel, Context="redirect-target", Exten="s", Priority="1")
-        assert await client.block() == "Response: Success\r\nActionID: 4\r\nMessage: Redirect successful"
+        assert (
+            headers(listing[1])["Channel"] == channel and headers(listing[-1])["ListItems"] == "1"
+        )
+        client.send(
+            Action="Redirect",
+            ActionID="4",
+            Channel=channel,
+            Context="redirect-target",
+            Exten="s",
+            Priority="1",
+        )
+        assert (
+            await client.block()
+            == "Response: Success\r\nActionID: 4\r\nMessage: Redirect successful"
+        )
         record = await asyncio.wait_for(call, 5)
     finally:
         call.cancel()
@@ -130,29 +173,60 @@ async def test_redirect_during_wait_for_digit(responder_factory, pbx_for) -> Non
 
 
 async def test_other_actions_answer_like_asterisk(responder_factory, pbx_for) -> None:
-    """Unknown channel, unknown action, unknown technology, Command, QueueStatus and Logoff use Asterisk's texts."""
+    """Unknown channel, unknown action, unknown technology, Command, QueueStatus and Logoff use
+    Asterisk's texts."""
     pbx = await pbx_for(responder_factory())
     client = await AmiClient.connect(pbx.ami_port)
     await client.login(events="call")
-    client.send(Action="Redirect", ActionID="5", Channel="No/Such-0001", Context="x", Exten="s", Priority="1")
-    assert await client.block() == "Response: Error\r\nActionID: 5\r\nMessage: Channel does not exist: No/Such-0001"
+    client.send(
+        Action="Redirect",
+        ActionID="5",
+        Channel="No/Such-0001",
+        Context="x",
+        Exten="s",
+        Priority="1",
+    )
+    assert (
+        await client.block()
+        == "Response: Error\r\nActionID: 5\r\nMessage: Channel does not exist: No/Such-0001"
+    )
     client.send(Action="NoSuchAction", ActionID="6")
     assert await client.block() == (
         "Response: Error\r\nActionID: 6\r\nMessage: Invalid/unknown command: NoSuchAction. "
         "Use Action: ListCommands to show available commands."
     )
-    client.send(Action="Originate", ActionID="7", Channel="Nonexistent/abc", Application="Wait", Data="1", Async="true")
-    assert await client.block() == "Response: Success\r\nActionID: 7\r\nMessage: Originate successfully queued"
+    client.send(
+        Action="Originate",
+        ActionID="7",
+        Channel="Nonexistent/abc",
+        Application="Wait",
+        Data="1",
+        Async="true",
+    )
+    assert (
+        await client.block()
+        == "Response: Success\r\nActionID: 7\r\nMessage: Originate successfully queued"
+    )
     failure = headers(await client.block())
     assert (failure["Event"], failure["Response"], failure["Reason"], failure["Uniqueid"]) == (
         "OriginateResponse", "Failure", "0", "<unknown>")
     client.send(Action="Command", ActionID="8", Command="core show channels")
-    assert header_names(await client.block()) == ["Response", "ActionID", "Message", "Output", "Output", "Output"]
+    assert header_names(await client.block()) == [
+        "Response",
+        "ActionID",
+        "Message",
+        "Output",
+        "Output",
+        "Output",
+    ]
     client.send(Action="QueueStatus", ActionID="9")
     status = await client.until(lambda b: b.startswith("Event: QueueStatusComplete"))
     assert headers(status[-1])["ListItems"] == "0"
     client.send(Action="Logoff", ActionID="10")
-    assert await client.block() == "Response: Goodbye\r\nActionID: 10\r\nMessage: Thanks for all the fish."
+    assert (
+        await client.block()
+        == "Response: Goodbye\r\nActionID: 10\r\nMessage: Thanks for all the fish."
+    )
     assert await asyncio.wait_for(client.reader.read(), 5) == b""
     await client.close()
 

@@ -25,11 +25,15 @@ def _by_script(env: dict[str, str]) -> list[str]:
 
 
 async def _agent_events(client: AmiClient) -> list[str]:
-    blocks = await client.until(lambda b: b.startswith("Event: Hangup\r\n") and "agent-1001" not in b)
+    blocks = await client.until(
+        lambda b: b.startswith("Event: Hangup\r\n") and "agent-1001" not in b
+    )
     return [b for b in blocks if headers(b)["Event"] in AGENT_EVENTS]
 
 
-async def test_answered_call_emits_agent_events_in_asterisk_order(responder_factory, pbx_for) -> None:
+async def test_answered_call_emits_agent_events_in_asterisk_order(
+    responder_factory, pbx_for
+) -> None:
     """Join, AgentCalled, Leave, AgentConnect, AgentComplete; AgentConnect as app_queue packs it."""
     pbx = await pbx_for(responder_factory(ROUTE))
     client = await AmiClient.connect(pbx.ami_port)
@@ -38,17 +42,36 @@ async def test_answered_call_emits_agent_events_in_asterisk_order(responder_fact
     events = await _agent_events(client)
     assert [headers(b)["Event"] for b in events] == list(AGENT_EVENTS[:5])
     connect = events[3]
-    assert header_names(connect) == ["Event", "Privilege", *SNAPSHOT, *(f"Dest{h}" for h in SNAPSHOT),
-                                     "Queue", "Interface", "MemberName", "HoldTime", "RingTime"]
+    assert header_names(connect) == [
+        "Event",
+        "Privilege",
+        *SNAPSHOT,
+        *(f"Dest{h}" for h in SNAPSHOT),
+        "Queue",
+        "Interface",
+        "MemberName",
+        "HoldTime",
+        "RingTime",
+    ]
     fields = headers(connect)
     assert (fields["Uniqueid"], fields["Linkedid"], fields["DestLinkedid"]) == (
         record.uniqueid, record.linkedid, record.linkedid)
     assert (fields["Queue"], fields["Interface"], fields["MemberName"], fields["HoldTime"],
             fields["RingTime"]) == ("hotline-agents", "PJSIP/agent-1001", "agent-1001", "12", "3")
     complete = headers(events[4])
-    assert (complete["HoldTime"], complete["TalkTime"], complete["Reason"]) == ("12", "95", "caller")
-    assert header_names(events[4])[-6:] == ["Queue", "Interface", "MemberName", "HoldTime", "TalkTime",
-                                            "Reason"]
+    assert (complete["HoldTime"], complete["TalkTime"], complete["Reason"]) == (
+        "12",
+        "95",
+        "caller",
+    )
+    assert header_names(events[4])[-6:] == [
+        "Queue",
+        "Interface",
+        "MemberName",
+        "HoldTime",
+        "TalkTime",
+        "Reason",
+    ]
     await client.close()
 
 
@@ -57,17 +80,22 @@ async def test_abandoned_call_reports_its_hold_time(responder_factory, pbx_for) 
     pbx = await pbx_for(responder_factory(ROUTE))
     client = await AmiClient.connect(pbx.ami_port)
     await client.login(events="agent,call")
-    record = await pbx.place_call(CallScript("13600004444", queue_outcome="abandoned", queue_wait_s=41))
+    record = await pbx.place_call(
+        CallScript("13600004444", queue_outcome="abandoned", queue_wait_s=41)
+    )
     events = await _agent_events(client)
     assert [headers(b)["Event"] for b in events] == ["QueueCallerJoin", "QueueCallerAbandon",
                                                      "QueueCallerLeave"]
-    assert headers(events[1])["HoldTime"] == "41" and headers(events[1])["Uniqueid"] == record.uniqueid
+    assert (
+        headers(events[1])["HoldTime"] == "41" and headers(events[1])["Uniqueid"] == record.uniqueid
+    )
     assert (record.destination, record.survey_status) == ("abandoned-in-queue:hotline-agents", "")
     await client.close()
 
 
 async def test_agent_hangs_up_and_the_caller_rates(responder_factory, pbx_for) -> None:
-    """With survey keys the agent ends the call and a survey session gets the ticket and the keys."""
+    """With survey keys the agent ends the call and a survey session gets the ticket and the
+    keys."""
     responder = responder_factory(_by_script)
     pbx = await pbx_for(responder)
     client = await AmiClient.connect(pbx.ami_port)
@@ -107,7 +135,8 @@ async def test_caller_hangs_up_during_the_survey(responder_factory, pbx_for) -> 
 
 
 async def test_fallback_queue_has_no_survey(responder_factory, pbx_for) -> None:
-    """Only the queue route continues to the survey: the safety-net queue hangs up with the agent."""
+    """Only the queue route continues to the survey: the safety-net queue hangs up with the
+    agent."""
     responder = responder_factory([])
     pbx = await pbx_for(responder)
     record = await pbx.place_call(CallScript("13600004444", survey_keys=("1",)))
@@ -117,7 +146,9 @@ async def test_fallback_queue_has_no_survey(responder_factory, pbx_for) -> None:
     assert len(responder.sessions) == 1
 
 
-async def test_originate_into_hotline_callback_queues_the_callee(responder_factory, pbx_for) -> None:
+async def test_originate_into_hotline_callback_queues_the_callee(
+    responder_factory, pbx_for
+) -> None:
     """An answered callback hears the greeting and waits in the default queue, variables kept."""
     pbx = await pbx_for(responder_factory())
     client = await AmiClient.connect(pbx.ami_port)
@@ -132,7 +163,10 @@ async def test_originate_into_hotline_callback_queues_the_callee(responder_facto
     await client.block()
     callback, other = pbx.originated
     assert (callback.queue, callback.prompts) == ("hotline-agents", ("hotline/zh/callback-intro",))
-    assert dict(callback.variables) == {"HOTLINE_TICKET": TICKET, "HOTLINE_CALLBACK_REASON": "abandoned"}
+    assert dict(callback.variables) == {
+        "HOTLINE_TICKET": TICKET,
+        "HOTLINE_CALLBACK_REASON": "abandoned",
+    }
     assert (other.queue, other.prompts) == ("", ())
     await client.close()
 
@@ -173,7 +207,9 @@ async def test_server_gone_while_the_caller_holds(pbx_for) -> None:
     server = await asyncio.start_server(ask_then_die, "127.0.0.1", 0)
     try:
         pbx = await pbx_for(agi_port=server.sockets[0].getsockname()[1])
-        record = await asyncio.wait_for(pbx.place_call(CallScript("13800138000", keys=("hold",))), 5)
+        record = await asyncio.wait_for(
+            pbx.place_call(CallScript("13800138000", keys=("hold",))), 5
+        )
     finally:
         server.close()
         await server.wait_closed()

@@ -9,7 +9,8 @@ from tests.simpbx.conftest import AmiClient
 
 
 async def test_transfer_actions_answer_like_asterisk(responder_factory, pbx_for) -> None:
-    """BlindTransfer of an unbridged caller is invalid, Atxfer is queued, a missing ExtraChannel is named."""
+    """BlindTransfer of an unbridged caller is invalid, Atxfer is queued, a missing ExtraChannel is
+    named."""
     responder = responder_factory(["WAIT FOR DIGIT 20000", "NOOP"])
     pbx = await pbx_for(responder)
     client = await AmiClient.connect(pbx.ami_port)
@@ -23,7 +24,10 @@ async def test_transfer_actions_answer_like_asterisk(responder_factory, pbx_for)
         assert await client.block() == (
             "Response: Error\r\nActionID: 2\r\nMessage: Channel specified does not exist")
         client.send(Action="Atxfer", ActionID="3", Channel=channel)
-        assert await client.block() == "Response: Error\r\nActionID: 3\r\nMessage: No extension specified"
+        assert (
+            await client.block()
+            == "Response: Error\r\nActionID: 3\r\nMessage: No extension specified"
+        )
         client.send(Action="Atxfer", ActionID="4", Channel=channel, Exten="8001", Context="agents")
         assert await client.block() == (
             "Response: Success\r\nActionID: 4\r\nMessage: Atxfer successfully queued")

@@ -78,7 +78,9 @@ def throwaway_server(timeout_s: float = 60.0) -> Iterator[PgServer]:
     except (OSError, subprocess.SubprocessError) as exc:
         shutil.rmtree(folder, ignore_errors=True)
         detail = getattr(exc, "stderr", b"") or b""
-        raise RuntimeError(f"could not start PostgreSQL: {exc} {detail.decode(errors='replace')}")
+        raise RuntimeError(
+            f"could not start PostgreSQL: {exc} {detail.decode(errors='replace')}"
+        ) from exc
     try:
         yield PgServer("127.0.0.1", port, "postgres")
     finally:

@@ -195,7 +195,8 @@ async def test_receiver_down_then_up(
 async def test_slow_answer_is_looked_up_not_posted_again(
     any_store: Any, fake: FakeOpen311, http: aiohttp.ClientSession, make_ticket: MakeTicket
 ) -> None:
-    """An answer that never comes leaves the ticket in doubt; the lookup finds it, no second POST."""
+    """An answer that never comes leaves the ticket in doubt; the lookup finds it, no second
+    POST."""
     fake.answers = ["hold"]
     receiver = Open311Receiver(http, open311_config(fake.url, timeout_s=0.2))
     worker = await run_worker(any_store, receiver, lease_s=0.5)

@@ -170,8 +170,11 @@ async def test_cancelled_writer_leaves_nobody_waiting(
 
 def test_bad_settings_are_refused(backend: MemoryBackend) -> None:
     """A batch of less than one ticket, or a negative delay, is a configuration error."""
-    for batch_max, max_delay_s in ((0, 0.0), (1, -0.1)):
-        with pytest.raises(ValueError):
+    for batch_max, max_delay_s, problem in (
+        (0, 0.0, "batch_max must be at least 1"),
+        (1, -0.1, "delays must not be negative"),
+    ):
+        with pytest.raises(ValueError, match=problem):
             GroupCommitWriter(
                 backend.insert, failure=BackendDown, batch_max=batch_max,
                 max_delay_s=max_delay_s, task_name="test-writer", log_fields={},

@@ -150,6 +150,18 @@ def permissions_enforced(folder: Path) -> bool:
     return False
 
 
+def make_read_only(db_path: Path, folder: Path) -> None:
+    """Take write permission from the database file, then from its folder."""
+    db_path.chmod(stat.S_IRUSR)
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+
+
+def make_writable(db_path: Path, folder: Path) -> None:
+    """Give write permission back to the folder, then to the database file."""
+    folder.chmod(stat.S_IRWXU)
+    db_path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+
 async def test_read_only_directory_fails_futures(
     tmp_path: Path, db_path: Path, make_ticket: MakeTicket
 ) -> None:
@@ -160,8 +172,7 @@ async def test_read_only_directory_fails_futures(
     await seed.start()
     assert await seed.submit(make_ticket(0)) is True
     await seed.close()
-    db_path.chmod(stat.S_IRUSR)
-    tmp_path.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    make_read_only(db_path, tmp_path)
     ticket_store = SqliteTicketStore(db_path)
     try:
         await ticket_store.start()
@@ -170,8 +181,7 @@ async def test_read_only_directory_fails_futures(
         assert not ticket_store.writable
     finally:
         await ticket_store.close()
-        tmp_path.chmod(stat.S_IRWXU)
-        db_path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        make_writable(db_path, tmp_path)
 
 
 async def test_newer_schema_is_not_touched(db_path: Path, make_ticket: MakeTicket) -> None:

@@ -181,8 +181,12 @@ async def test_invalid_tickets_fail_alone(
     assert isinstance(outcomes[0], TicketStoreError) and "ended_at" in str(outcomes[0])
     assert isinstance(outcomes[1], TicketError) and "T-something-else" in str(outcomes[1])
     assert isinstance(outcomes[2], TicketStoreError) and "caller_number" in str(outcomes[2])
-    assert isinstance(outcomes[3], TicketStoreError) and make_ticket(5).ticket_id in str(outcomes[3])
-    assert isinstance(outcomes[4], TicketStoreError) and make_ticket(6).ticket_id in str(outcomes[4])
+    assert isinstance(outcomes[3], TicketStoreError) and make_ticket(5).ticket_id in str(
+        outcomes[3]
+    )
+    assert isinstance(outcomes[4], TicketStoreError) and make_ticket(6).ticket_id in str(
+        outcomes[4]
+    )
     assert outcomes[5] is True
     assert await store.submit(make_ticket(7)) is True  # the writer goes on
     assert await store.count() == 2
@@ -228,7 +232,7 @@ async def test_query_rejects_naive_times_and_negative_paging(store: SqliteTicket
     """A naive time window or a negative limit is the caller's bug, reported as ValueError."""
     with pytest.raises(ValueError, match="since"):
         await store.query(since=datetime(2024, 5, 9))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must not be negative"):
         await store.query(limit=-1)
 
 

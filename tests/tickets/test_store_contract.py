@@ -32,7 +32,8 @@ async def test_satisfies_every_protocol(any_store: Any) -> None:
 
 
 async def test_round_trip_and_idempotence(any_store: Any, make_ticket: MakeTicket) -> None:
-    """A ticket reads back equal; a second one for its Linkedid resolves False, in or across batches."""
+    """A ticket reads back equal; a second one for its Linkedid resolves False, in or across
+    batches."""
     ticket = make_ticket(1, caller_name="李四", extra={"备注": "楼道堆放杂物"}, sla_due=None)
     first, again = await asyncio.gather(any_store.submit(ticket), any_store.submit(ticket))
     assert (first, again) == (True, False)
@@ -144,7 +145,7 @@ async def test_survey_answer_is_written(any_store: Any, make_ticket: MakeTicket)
     stored = await any_store.get(ticket.ticket_id)
     assert stored is not None and stored.satisfaction == "dissatisfied"
     assert await any_store.record_survey("T-none", Satisfaction.SATISFIED) is False
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a valid Satisfaction"):
         await any_store.record_survey(ticket.ticket_id, "5")
 
 

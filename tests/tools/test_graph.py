@@ -71,7 +71,7 @@ def test_missing_graphviz_is_a_clear_error(shipped: Dialplan,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the dot program a PNG cannot be drawn, and the error says what to install."""
     monkeypatch.setenv("PATH", "")
-    with pytest.raises(ToolError, match="dot is not installed.*graphviz"):
+    with pytest.raises(ToolError, match=r"dot is not installed.*graphviz"):
         render(shipped, "png")
 
 

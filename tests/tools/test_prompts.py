@@ -56,7 +56,11 @@ def test_renders_8khz_mono_16bit_wav(write_yaml: WriteYaml, tmp_path: Path) -> N
     assert written == (recordings / "zh" / "welcome.wav", recordings / "en" / "welcome.wav")
     for path in written:
         with wave.open(str(path)) as audio:
-            assert (audio.getframerate(), audio.getnchannels(), audio.getsampwidth()) == (8000, 1, 2)
+            assert (audio.getframerate(), audio.getnchannels(), audio.getsampwidth()) == (
+                8000,
+                1,
+                2,
+            )
             assert audio.getnframes() > 2000  # more than a quarter second of speech
     first = written[0].read_bytes()
     render_prompts(todo[:1], synthesizer())

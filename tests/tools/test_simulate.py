@@ -68,7 +68,9 @@ def test_closed_on_a_holiday(shipped: Dialplan) -> None:
     out: list[str] = []
     done = simulate(shipped, "12312", when, scripted([]), out.append)
     assert done is not None and done.route.kind is RouteKind.MESSAGE
-    assert out[-2] == "route message commerce (Asterisk queue hotline-commerce, 商务投诉举报) (closed)"
+    assert (
+        out[-2] == "route message commerce (Asterisk queue hotline-commerce, 商务投诉举报) (closed)"
+    )
 
 
 def test_hang_up_in_the_menus(shipped: Dialplan) -> None:

@@ -53,7 +53,9 @@ class BlockedStore:
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Callable[[AgiSession], Awaitable[None]]], Awaitable[SimulatedPbx]]]:
+async def serve() -> AsyncIterator[
+    Callable[[Callable[[AgiSession], Awaitable[None]]], Awaitable[SimulatedPbx]]
+]:
     """Run a FastAGI handler on loopback with a simulated PBX pointed at it."""
     servers: list[FastAgiServer] = []
     pbxs: list[SimulatedPbx] = []
@@ -100,7 +102,9 @@ async def test_first_dial_is_the_first_command_after_the_key(
 ) -> None:
     """Nothing runs between the emergency key and the first Dial, not even a variable."""
     pbx = await serve(call_handler(shipped_dialplan, BlockedStore()))
-    script = CallScript("13800138000", keys=("9", "3"), dial_outcomes={"Local/120@emergency-routes": "BUSY"})
+    script = CallScript(
+        "13800138000", keys=("9", "3"), dial_outcomes={"Local/120@emergency-routes": "BUSY"}
+    )
     record = await asyncio.wait_for(pbx.place_call(script), 5)
     dial = next(i for i, command in enumerate(record.commands) if command.startswith("EXEC Dial"))
     assert record.commands[dial - 1].startswith("STREAM FILE hotline/zh/emergency-menu")
@@ -135,7 +139,9 @@ async def test_all_targets_failing_leaves_the_caller_on_the_line(serve: Any) -> 
     results: list[department.TransferResult] = []
 
     async def handler(session: AgiSession) -> None:
-        results.append(await department.transfer(session, (Target("PJSIP/1@a"), Target("PJSIP/2@b"))))
+        results.append(
+            await department.transfer(session, (Target("PJSIP/1@a"), Target("PJSIP/2@b")))
+        )
         await session.set_variable("HOTLINE_ROUTE", "queue")
 
     pbx = await serve(handler)
@@ -184,4 +190,8 @@ async def test_unreachable_service_without_paths_goes_to_the_queue() -> None:
     """Without native paths the fallback is the default queue, as before, keys untouched."""
     async with SimulatedPbx(agi_port=1, agi_connect_timeout=1) as pbx:
         record = await pbx.place_call(CallScript("13800138000", keys=("9", "1")))
-    assert (record.destination, record.prompts, record.fallback) == ("queue:hotline-agents", (), True)
+    assert (record.destination, record.prompts, record.fallback) == (
+        "queue:hotline-agents",
+        (),
+        True,
+    )

@@ -25,7 +25,9 @@ class Rig:
     proxy: FaultProxy
     service: Service
 
-    async def holding_call(self, caller: str = "13800138000") -> tuple[str, str, asyncio.Task[CallRecord]]:
+    async def holding_call(
+        self, caller: str = "13800138000"
+    ) -> tuple[str, str, asyncio.Task[CallRecord]]:
         """Place a call that holds in the IVR; returns its Linkedid, channel and the call task."""
         task = asyncio.create_task(self.pbx.place_call(CallScript(caller, keys=("hold",))))
         held = set(self.pbx.holding_channels())
@@ -56,7 +58,9 @@ async def rig(tmp_path: Path, shipped_dialplan: Dialplan) -> AsyncIterator[Rig]:
 async def test_blind_transfer_to_110_is_confirmed(rig: Rig) -> None:
     """A blind transfer with "to": "110" redirects the caller to the 110 link and answers 200."""
     linkedid, channel, call = await rig.holding_call()
-    status, body = await rig.service.post(f"/calls/{linkedid}/transfer", {"mode": "blind", "to": "110"})
+    status, body = await rig.service.post(
+        f"/calls/{linkedid}/transfer", {"mode": "blind", "to": "110"}
+    )
     assert (status, body["outcome"], body["action"]) == (200, "done", "Redirect")
     record = await asyncio.wait_for(call, WAIT_S)
     assert record.destination == "redirect:hotline-110-link,110,1"
@@ -89,7 +93,9 @@ async def test_unanswered_transfer_times_out_as_unknown(rig: Rig) -> None:
     """A Redirect without an answer in time is reported unknown (504) and sent once."""
     linkedid, _channel, call = await rig.holding_call()
     rig.proxy.half_open(TO_CLIENT)
-    status, body = await rig.service.post(f"/calls/{linkedid}/transfer", {"mode": "blind", "to": "8001"})
+    status, body = await rig.service.post(
+        f"/calls/{linkedid}/transfer", {"mode": "blind", "to": "8001"}
+    )
     assert (status, body["outcome"]) == (504, "unknown")
     assert rig.pbx.ami_action_count("Redirect") == 1
     await asyncio.wait_for(call, WAIT_S)
@@ -99,7 +105,9 @@ async def test_bad_requests_send_nothing(rig: Rig) -> None:
     """Unknown calls, bad bodies and an attended transfer without an agent leg send no action."""
     linkedid, channel, call = await rig.holding_call()
     assert (await rig.service.post("/calls/1.2/transfer", {"mode": "blind", "to": "1"}))[0] == 404
-    assert (await rig.service.post(f"/calls/{linkedid}/transfer", {"mode": "x", "to": "1"}))[0] == 400
+    assert (await rig.service.post(f"/calls/{linkedid}/transfer", {"mode": "x", "to": "1"}))[
+        0
+    ] == 400
     assert (await rig.service.post(f"/calls/{linkedid}/transfer", ["blind"]))[0] == 400
     bad_context = {"mode": "blind", "to": "1", "context": "a,b"}
     assert (await rig.service.post(f"/calls/{linkedid}/transfer", bad_context))[0] == 400
