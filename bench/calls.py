@@ -12,11 +12,12 @@ the target answers them, with the target's CPU seconds read from ``/proc``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,6 +325,48 @@ async def one_run(
             target.http_port, "hotline_tickets_total", backend="sqlite", result="created"
         ) - tickets_before
     return result
+
+
+@contextlib.asynccontextmanager
+async def pbx_and_service(
+    loop: str, *, under: tuple[str, ...] = (), start_s: float = 60
+) -> AsyncIterator[tuple[SimulatedPbx, Target]]:
+    """The simulated PBX (this process) and the service (core 0, run by ``under``) taking its
+    calls; both stopped after."""
+    pbx = start_pbx()
+    await pbx.start()
+    try:
+        service = await start_target(
+            "service", "bench.service", "--ami-port", str(pbx.ami_port), "--loop", loop,
+            "--core", "0", under=under, start_s=start_s,
+        )
+        try:
+            pbx.agi_port = service.agi_port
+            yield pbx, service
+        finally:
+            await service.stop()
+    finally:
+        await pbx.close()
+
+
+@contextlib.asynccontextmanager
+async def held_callers(
+    pbx: SimulatedPbx, stamps: Stamps, count: int, *, within_s: float = 60
+) -> AsyncIterator[None]:
+    """``count`` callers silent in the first menu while the block runs; hung up after."""
+    stamps.holding, stamps.hold_target = 0, count
+    stamps.all_holding.clear()
+    held = [asyncio.ensure_future(pbx.place_call(hold_call(n))) for n in range(count)]
+    try:
+        if count:
+            await asyncio.wait_for(stamps.all_holding.wait(), within_s)
+        yield
+    finally:
+        stamps.hold_target = 0
+        for channel in pbx.live_channels():
+            if channel.caller_number.startswith(HOLD_CALLER):
+                pbx.hangup(channel.name)
+        await asyncio.gather(*held, return_exceptions=True)
 
 
 def start_pbx() -> SimulatedPbx:

@@ -32,37 +32,18 @@ _TOTALS = re.compile(r"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
 async def run_calls(args: argparse.Namespace, out: Path) -> None:
     """Start the service under callgrind, which writes its count to ``out`` at exit."""
     stamps = Stamps()
+    under = ("valgrind", "-q", "--tool=callgrind", "--instr-atstart=no",
+             f"--callgrind-out-file={out}")  # fmt: skip
     with timed_pbx(stamps):
-        pbx = calls.start_pbx()
-        await pbx.start()
-        service = await calls.start_target(
-            "service", "bench.service", "--ami-port", str(pbx.ami_port), "--loop", args.loop,
-            "--core", "0",
-            under=("valgrind", "-q", "--tool=callgrind", "--instr-atstart=no",
-                   f"--callgrind-out-file={out}"),
-            start_s=300,
-        )
-        try:
-            pbx.agi_port = service.agi_port
+        async with calls.pbx_and_service(args.loop, under=under, start_s=300) as (pbx, service):
             await calls.place_many(pbx, calls.menu_call, args.warmup, 20)
-            held = [asyncio.ensure_future(pbx.place_call(calls.hold_call(n)))
-                    for n in range(args.held)]
-            if args.held:
-                stamps.holding, stamps.hold_target = 0, args.held
-                await asyncio.wait_for(stamps.all_holding.wait(), 300)
-            await _control("--instr=on", service.pid)
-            records = await calls.place_many(pbx, calls.menu_call, args.calls, 20)
-            await _control("--instr=off", service.pid)
+            async with calls.held_callers(pbx, stamps, args.held, within_s=300):
+                await _control("--instr=on", service.pid)
+                records = await calls.place_many(pbx, calls.menu_call, args.calls, 20)
+                await _control("--instr=off", service.pid)
             ok = sum(1 for r in records if r.destination == calls.MENU_DESTINATION)
             if ok != args.calls:
                 raise RuntimeError(f"only {ok} of {args.calls} calls reached the agents")
-            for channel in pbx.live_channels():
-                pbx.hangup(channel.name)
-            await asyncio.gather(*held)
-        finally:
-            await service.stop()
-            await pbx.close()
-
 
 def instructions(out: Path) -> int:
     """The instructions counted while instrumentation was on."""

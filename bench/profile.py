@@ -26,67 +26,54 @@ from pathlib import Path
 
 from bench import _proc, calls
 from bench._timing import Stamps, timed_pbx
+from ivr.simpbx import SimulatedPbx
 
 
 async def drive(args: argparse.Namespace) -> None:
     """Start the service, hold callers, profile a batch of menu calls."""
     stamps = Stamps()
     with timed_pbx(stamps):
-        pbx = calls.start_pbx()
-        await pbx.start()
-        service = await calls.start_target(
-            "service", "bench.service", "--ami-port", str(pbx.ami_port), "--loop", args.loop,
-            "--core", "0",
-        )
-        try:
-            pbx.agi_port = service.agi_port
+        async with calls.pbx_and_service(args.loop) as (pbx, service):
             await calls.place_many(pbx, calls.menu_call, 300, 20)
-            stamps.holding, stamps.hold_target = 0, args.held
-            stamps.all_holding.clear()
-            held = [asyncio.ensure_future(pbx.place_call(calls.hold_call(n)))
-                    for n in range(args.held)]
-            if args.held:
-                await asyncio.wait_for(stamps.all_holding.wait(), 60)
-            spy = None
-            if not args.no_spy:
-                command = [_py_spy(), "record", "-r", str(args.rate),
-                           "-f", "raw", "-o", str(args.out), "-p", str(service.pid),
-                           "--nonblocking"]
-                if args.gil:
-                    command.append("--gil")
-                spy = await asyncio.create_subprocess_exec(
-                    *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )
-                await asyncio.sleep(1.0)  # py-spy attaches; nothing to wait on but its start
-            cpu_before, began = calls.cpu_seconds(service.pid), time.perf_counter()
-            _user_before, system_before = calls.cpu_split(service.pid)
-            loop_before = calls.main_thread_cpu_seconds(service.pid)
-            driver_before, dropped_before = time.process_time(), pbx.dropped_events
-            records = await calls.place_many(pbx, calls.menu_call, args.calls, args.concurrency)
-            wall = time.perf_counter() - began
-            driver = time.process_time() - driver_before
-            cpu = calls.cpu_seconds(service.pid) - cpu_before
-            _user_after, system_after = calls.cpu_split(service.pid)
-            kernel_share = (system_after - system_before) / max(cpu, 1e-9)
-            loop_share = (calls.main_thread_cpu_seconds(service.pid) - loop_before) / max(cpu, 1e-9)
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
-                await asyncio.wait_for(spy.wait(), 30)
-            ok = sum(1 for r in records if r.destination == calls.MENU_DESTINATION)
-            print(f"{ok} calls ok in {wall:.2f} s: {ok / wall:,.0f}/s, "
-                  f"{ok / cpu:,.0f} per CPU-second of the service; the service's core "
-                  f"{100 * cpu / wall:.0f} % busy, the driver's {100 * driver / wall:.0f} %; "
-                  f"{pbx.dropped_events - dropped_before} AMI events dropped; "
-                  f"{100 * kernel_share:.0f} % of the service's CPU in the kernel, "
-                  f"{100 * loop_share:.0f} % on the event loop's thread",
-                  file=sys.stderr)
-            for channel in pbx.live_channels():
-                pbx.hangup(channel.name)
-            await asyncio.gather(*held)
-        finally:
-            await service.stop()
-            await pbx.close()
+            async with calls.held_callers(pbx, stamps, args.held):
+                await _measure(args, pbx, service)
 
+
+async def _measure(args: argparse.Namespace, pbx: SimulatedPbx, service: calls.Target) -> None:
+    """Place the menu calls, py-spy sampling the service unless told not to; print figures."""
+    spy = None
+    if not args.no_spy:
+        command = [_py_spy(), "record", "-r", str(args.rate),
+                   "-f", "raw", "-o", str(args.out), "-p", str(service.pid),
+                   "--nonblocking"]  # fmt: skip
+        if args.gil:
+            command.append("--gil")
+        spy = await asyncio.create_subprocess_exec(
+            *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        await asyncio.sleep(1.0)  # py-spy attaches; nothing to wait on but its start
+    began = time.perf_counter()
+    user_before, system_before = calls.cpu_split(service.pid)
+    loop_before = calls.main_thread_cpu_seconds(service.pid)
+    driver_before, dropped_before = time.process_time(), pbx.dropped_events
+    records = await calls.place_many(pbx, calls.menu_call, args.calls, args.concurrency)
+    wall = time.perf_counter() - began
+    driver = time.process_time() - driver_before
+    user_after, system_after = calls.cpu_split(service.pid)
+    cpu = max(user_after + system_after - user_before - system_before, 1e-9)
+    kernel_share = (system_after - system_before) / cpu
+    loop_share = (calls.main_thread_cpu_seconds(service.pid) - loop_before) / cpu
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        await asyncio.wait_for(spy.wait(), 30)
+    ok = sum(1 for r in records if r.destination == calls.MENU_DESTINATION)
+    print(f"{ok} calls ok in {wall:.2f} s: {ok / wall:,.0f}/s, "
+          f"{ok / cpu:,.0f} per CPU-second of the service; the service's core "
+          f"{100 * cpu / wall:.0f} % busy, the driver's {100 * driver / wall:.0f} %; "
+          f"{pbx.dropped_events - dropped_before} AMI events dropped; "
+          f"{100 * kernel_share:.0f} % of the service's CPU in the kernel, "
+          f"{100 * loop_share:.0f} % on the event loop's thread",
+          file=sys.stderr)
 
 _LINE = re.compile(r":\d+\)$")
 
