@@ -24,9 +24,8 @@ from ivr.aftercall.survey import SurveyHandler, SurveyPrompts
 from ivr.agi.router import ScriptRouter
 from ivr.agi.server import FastAgiServer
 from ivr.ami import AmiMessage
-from ivr.ami.events import SERVICE_EVENTS
+from ivr.ami.events import SERVICE_FILTERS
 from ivr.ami.link import AmiLink
-from ivr.ami.protocol import event_whitelist_filter
 from ivr.ami.queues import QUEUE_EVENTS, QueueJoined, QueueLeft, QueueStats
 from ivr.ami.tracker import TRACKED_EVENTS, CallTracker
 from ivr.callflow import CallHandler
@@ -251,7 +250,7 @@ async def _ami_links(app: web.Application) -> AsyncIterator[None]:
             # Asterisk drops everything else before it is written: ~125 events a call would
             # otherwise be parsed here only to be thrown away. The generated manager.conf does
             # this with eventfilter lines; the Filter action needs the 'system' write class.
-            event_filters=((event_whitelist_filter(SERVICE_EVENTS),) if node.send_filter else ()),
+            event_filters=SERVICE_FILTERS if node.send_filter else (),
             on_connected=_on_connected(metrics, tracker, abandons),
             on_disconnected=_on_disconnected(metrics),
             on_retry=_on_retry(metrics),

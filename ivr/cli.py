@@ -142,6 +142,12 @@ def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="CIDR",
         help="network allowed to log in to AMI (repeatable; default 127.0.0.1/32)",
     )
+    asterisk.add_argument(
+        "--legacy-eventfilter",
+        action="store_true",
+        help="whole-event regex filters in manager.conf, for an Asterisk older than "
+        "18.26/20.11/21.6/22.1 (no advanced eventfilter)",
+    )
 
     prompts = commands.add_parser(
         "prompts", help="render missing prompt recordings from their text (espeak-ng and sox)"
@@ -219,7 +225,12 @@ def _asterisk_config(args: argparse.Namespace) -> int:
     from ivr.tools.asterisk_config import AsteriskOptions, parse_permits, write_config
 
     plan = load_dialplan([args.dialplans])
-    options = AsteriskOptions(args.agi_host, args.agi_port, parse_permits(args.ami_permit))
+    options = AsteriskOptions(
+        args.agi_host,
+        args.agi_port,
+        parse_permits(args.ami_permit),
+        legacy_event_filters=args.legacy_eventfilter,
+    )
     for path in write_config(plan, options, args.output):
         print(f"wrote {path}")
     return 0

@@ -41,8 +41,9 @@ class AmiNodeConfig:
     username: str
     secret: str = field(repr=False)
     ping_interval: float = 10.0
-    # Send an AMI Filter at login. Off by default: it needs the 'system' write class, and the
-    # generated manager.conf filters events with eventfilter lines instead.
+    # Send the AMI Filters of ivr.ami.events at login. Off by default: they need the 'system'
+    # write class and an Asterisk with advanced filtering (18.26/20.11/21.6/22.1 or later), and
+    # the generated manager.conf filters events with eventfilter lines instead.
     send_filter: bool = False
 
 

@@ -27,6 +27,7 @@ from ivr.ami.errors import (
     AmiNotConnected,
     AmiTimeout,
 )
+from ivr.ami.events import EventFilter
 from ivr.ami.protocol import AmiProtocol, AmiResponse, EventSubscription, ParsedMessage
 
 __all__ = ["AmiLink", "EventHandler", "LinkCallback", "RetryCallback"]
@@ -104,6 +105,8 @@ class AmiLink:
     ``on_disconnected(link)`` after each loss of a logged-in link. ``on_retry(link, attempt,
     delay)`` is called before every reconnect wait, failed logins and refused connections
     included (one metric sample per attempt); ``last_error`` says why the last try ended.
+    ``event_filters`` are added with the ``Filter`` action after each login, before the link
+    counts as up (see :mod:`ivr.ami.events`; the action needs the ``system`` write class).
     """
 
     def __init__(
@@ -120,7 +123,7 @@ class AmiLink:
         backoff_base: float = 0.5,
         backoff_cap: float = 60.0,
         connect_timeout: float = 5.0,
-        event_filters: Sequence[str] = (),
+        event_filters: Sequence[EventFilter] = (),
         on_connected: LinkCallback | None = None,
         on_disconnected: LinkCallback | None = None,
         on_retry: RetryCallback | None = None,
@@ -325,11 +328,7 @@ class AmiLink:
         except AmiActionError as exc:
             raise AmiAuthError(exc.message or "login refused") from None
         for event_filter in self.event_filters:
-            await self._request(
-                protocol,
-                {"Action": "Filter", "Operation": "Add", "Filter": event_filter},
-                self.action_timeout,
-            )
+            await self._request(protocol, event_filter.action(), self.action_timeout)
 
     async def _keep_alive(self, protocol: AmiProtocol) -> None:
         """Ping every interval; an unanswered Ping means a dead link, so drop it."""

@@ -6,7 +6,9 @@ the share answered within 15 s.
 app_queue's order: a caller joins (``QueueCallerJoin``); if a member answers, the caller leaves
 (``QueueCallerLeave``) and then ``AgentConnect`` says who took it; if the caller hangs up,
 ``QueueCallerAbandon`` comes before ``QueueCallerLeave``. A caller who leaves with neither (a
-queue timeout, a full queue, a redirect) has exited, which shows at that channel's next step.
+queue timeout, a full queue, a redirect) has exited, which shows at that channel's next step:
+its next ``Newexten`` the service receives (the event filters leave out the bookkeeping steps,
+``GotoIf``/``Goto`` after a ``Queue`` among them: ``ivr.ami.events``), or its ``Hangup``.
 """
 
 from __future__ import annotations

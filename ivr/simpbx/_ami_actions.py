@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from ivr.simpbx._event_filters import FilterError, parse_filter
 from ivr.simpbx._events import event_text
 
 if TYPE_CHECKING:
@@ -162,38 +163,22 @@ def _events(server: AmiServer, session: Session, action: Action, aid: str) -> bo
 
 
 def _filter(server: AmiServer, session: Session, action: Action, aid: str) -> bool:
-    operation = action.get("Operation") or "Add"
-    expression = action.get("Filter")
-    if operation.lower() != "add" or not expression:
-        _error(session, aid, "Unknown operation" if expression else "Filter Not Specified")
+    # action_filter() of Asterisk 22: only "Add"; MatchCriteria (advanced filtering, 22.1 and
+    # later) wraps into "eventfilter(<criteria>)" as in manager.conf, else a legacy filter.
+    if action.get("Operation").lower() != "add":
+        _error(session, aid, "Unknown operation")
         return True
-    exclude = expression.startswith("!")
+    criteria = action.get("MatchCriteria")
     try:
-        pattern = re.compile(_posix_to_python(expression[1:] if exclude else expression))
-    except re.error:
-        _error(session, aid, "Filter Not Added")
+        event_filter = parse_filter(
+            f"eventfilter({criteria})" if criteria else "eventfilter", action.get("Filter")
+        )
+    except FilterError as refused:
+        _error(session, aid, refused.answer)
         return True
-    (session.exclude if exclude else session.include).append(pattern)
+    session.filters.add(event_filter)
     _ack(session, aid, "Success")
     return True
-
-
-# Asterisk compiles filters as POSIX extended regular expressions; Python's re reads the
-# bracket classes differently (and warns of a nested set).
-_POSIX_CLASSES = {
-    "[[:space:]]": r"\s",
-    "[[:digit:]]": r"\d",
-    "[[:alpha:]]": "[A-Za-z]",
-    "[[:alnum:]]": "[A-Za-z0-9]",
-    "[[:upper:]]": "[A-Z]",
-    "[[:lower:]]": "[a-z]",
-}
-
-
-def _posix_to_python(expression: str) -> str:
-    for posix, python in _POSIX_CLASSES.items():
-        expression = expression.replace(posix, python)
-    return expression
 
 
 def _core_show_channels(server: AmiServer, session: Session, action: Action, aid: str) -> bool:

@@ -1,11 +1,11 @@
-"""An AMI server speaking like Asterisk 22's manager: login, event masks and filters, and the
-actions the hotline service uses. Events reach slow clients only while their buffer has room."""
+"""An AMI server speaking like Asterisk 22's manager: login, event masks and filters (legacy
+and, as from 22.1, advanced: ``_event_filters``), and the actions the hotline service uses.
+Events reach slow clients only while their buffer has room."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +14,7 @@ from typing import Protocol
 from ivr.simpbx import _ami_actions
 from ivr.simpbx._ami_actions import EVENT_CLASSES, parse_event_mask
 from ivr.simpbx._channel import Channel
+from ivr.simpbx._event_filters import FilterSet, event_name
 
 __all__ = [
     "EVENT_CLASSES",
@@ -136,21 +137,20 @@ def parse_action(lines: Sequence[str]) -> Action:
 class Session:
     """One manager connection: its login, event mask and filters."""
 
-    __slots__ = ("authenticated", "classes", "dropped", "exclude", "include", "writer")
+    __slots__ = ("authenticated", "classes", "dropped", "filters", "writer")
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.authenticated = False
         self.classes: frozenset[str] = frozenset()
-        self.include: list[re.Pattern[str]] = []
-        self.exclude: list[re.Pattern[str]] = []
+        self.filters = FilterSet()
         self.dropped = 0
 
-    def passes(self, text: str) -> bool:
-        # Asterisk's order: with include filters an event must match one; exclude filters veto.
-        if self.include and not any(p.search(text) for p in self.include):
-            return False
-        return not any(p.search(text) for p in self.exclude)
+    def passes(self, text: str, name: str | None = None) -> bool:
+        """Whether the session's filters let the event through (Asterisk's should_send_event);
+        ``name`` is the event's name when the caller has already read it."""
+        filters = self.filters
+        return filters.empty or filters.passes(text, name)
 
 
 class AmiServer:
@@ -213,9 +213,15 @@ class AmiServer:
     def publish(self, event_class: str, text: str) -> None:
         """Send one event to every client whose mask and filters let it through."""
         data: bytes | None = None
+        name: str | None = None
         for session in self._sessions:
-            if event_class not in session.classes or not session.passes(text):
+            if event_class not in session.classes:
                 continue
+            if not session.filters.empty:
+                if name is None:
+                    name = event_name(text)  # once per event, whatever the sessions
+                if not session.filters.passes(text, name):
+                    continue
             transport = session.writer.transport
             if transport.is_closing():
                 continue

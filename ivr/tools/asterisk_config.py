@@ -21,7 +21,9 @@
   ``X-Hotline-Line`` and ``X-Hotline-Path`` SIP headers.
 
 ``manager.conf``: the service's AMI user with the least classes it needs, a permit list,
-and event filters that keep only the events the service reads.
+and event filters that keep only the events the service reads (``ivr.ami.events``): advanced
+``eventfilter(...)`` lines for Asterisk 18.26/20.11/21.6/22.1 and later, or with
+``legacy_event_filters`` the whole-event regexes every version reads.
 """
 
 from __future__ import annotations
@@ -35,8 +37,12 @@ from types import MappingProxyType
 from call_transfer import variables
 from call_transfer.variables import HOTLINE_CALLBACK_REASON, HOTLINE_KEY
 from ivr.aftercall.callbacks import CallbackPolicy
-from ivr.ami.events import SERVICE_EVENTS
-from ivr.ami.protocol import event_whitelist_filter
+from ivr.ami.events import (
+    BOOKKEEPING_APPLICATIONS,
+    LEGACY_SERVICE_FILTERS,
+    SERVICE_EVENTS,
+    SERVICE_FILTERS,
+)
 from ivr.dialplan.model import (
     EMERGENCY_FAILED_PROMPT,
     FALLBACK_EMERGENCY_PROMPT,
@@ -93,6 +99,8 @@ class AsteriskOptions:
     agi_port: int = 4573
     ami_permits: tuple[str, ...] = ("127.0.0.1/32",)
     ami_user: str = "hotline"
+    # For an Asterisk older than 18.26/20.11/21.6/22.1, which ignores the advanced lines.
+    legacy_event_filters: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,10 +341,27 @@ def manager_conf(options: AsteriskOptions = AsteriskOptions()) -> str:
         *(f"permit = {permit}" for permit in permits),
         f"read = {','.join(AMI_READ_CLASSES)}",
         f"write = {','.join(AMI_WRITE_CLASSES)}",
-        "; Only the events the service reads are sent (each filter lets one event name through).",
-        *(f"eventfilter = {event_whitelist_filter([name])}" for name in sorted(AMI_EVENTS)),
+        *_event_filter_lines(options.legacy_event_filters),
     ]
     return "\n".join(out) + "\n"
+
+
+def _event_filter_lines(legacy: bool) -> list[str]:
+    if legacy:
+        return [
+            "; Only the events the service reads are sent (each filter lets one event name",
+            "; through). Whole-event regexes, for an Asterisk without advanced filtering.",
+            *(event_filter.conf_line() for event_filter in LEGACY_SERVICE_FILTERS),
+        ]
+    return [
+        "; Only the events the service reads are sent: each name() filter lets one event",
+        "; name through; VarSet only for the service's HOTLINE_ variables; Newexten without",
+        f"; {', '.join(sorted(BOOKKEEPING_APPLICATIONS))}",
+        "; (they return at once; the next step's Newexten follows).",
+        "; Advanced filters need Asterisk 18.26, 20.11, 21.6, 22.1 or later: an older one",
+        "; ignores these lines and sends every event (asterisk-config --legacy-eventfilter).",
+        *(event_filter.conf_line() for event_filter in SERVICE_FILTERS),
+    ]
 
 
 def _netmask_form(cidr: str) -> str:

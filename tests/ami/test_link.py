@@ -18,6 +18,8 @@ from ivr.ami import (
     AmiTimeout,
     event_whitelist_filter,
 )
+from ivr.ami.events import EventFilter
+from ivr.simpbx import CallScript, SimulatedPbx
 
 from .conftest import FakeAmi, frame
 
@@ -82,14 +84,76 @@ async def test_login_first_then_connected(
 async def test_filters_sent_after_login(
     fake_ami: FakeAmi, make_link: Callable[..., AmiLink]
 ) -> None:
-    """Configured event filters are added right after Login, before the link is up."""
-    whitelist = event_whitelist_filter(["Newchannel", "Hangup"])
-    link = make_link(event_filters=[whitelist])
+    """Configured event filters are added right after Login, before the link is up: a legacy
+    one with Filter alone, an advanced one with its MatchCriteria."""
+    whitelist = EventFilter.legacy(event_whitelist_filter(["Newchannel", "Hangup"]))
+    varset = EventFilter.match(
+        name="VarSet", header="Variable", method="starts_with", expression="HOTLINE_"
+    )
+    link = make_link(event_filters=[whitelist, varset])
     await link.start()
     await link.wait_connected(5)
     names = [action["Action"] for action in fake_ami.current.actions]
-    assert names[:2] == ["Login", "Filter"]
-    assert fake_ami.current.actions[1]["Filter"] == "^Event: (Hangup|Newchannel)[[:space:]]"
+    assert names[:3] == ["Login", "Filter", "Filter"]
+    legacy, advanced = fake_ami.current.actions[1:3]
+    assert legacy["Filter"] == "^Event: (Hangup|Newchannel)[[:space:]]"
+    assert "MatchCriteria" not in legacy and legacy["Operation"] == "Add"
+    assert advanced["MatchCriteria"] == (
+        "action(include),name(VarSet),header(Variable),method(starts_with)"
+    )
+    assert (advanced["Filter"], advanced["Operation"]) == ("HOTLINE_", "Add")
+
+
+async def test_simulated_pbx_sends_only_what_the_link_filters_let_through() -> None:
+    """Against the simulated PBX, the link's advanced filters decide what arrives: Newexten
+    by name less Set, VarSet of one variable only, Hangup; nothing else."""
+    pbx = SimulatedPbx(agi_port=0)  # no FastAGI server: AGISTATUS=FAILURE, then the fallback
+    await pbx.start()
+    received: list[AmiMessage] = []
+    hung_up = asyncio.Event()
+
+    def record(event: AmiMessage) -> None:
+        received.append(event)
+        if event.event == "Hangup":
+            hung_up.set()
+
+    link = AmiLink(
+        host="127.0.0.1", port=pbx.ami_port, username="hotline", secret="hotline-secret",
+        event_filters=[
+            EventFilter.match(name="Newexten"),
+            EventFilter.match(name="Hangup"),
+            EventFilter.match(
+                name="VarSet", header="Variable", method="regex", expression="^_*HOTLINE_DIALED$"
+            ),
+            EventFilter.match(
+                action="exclude", name="Newexten", header="Application", method="exact",
+                expression="Set",
+            ),
+        ],
+        **FAST,
+    )
+    link.subscribe("*", record)
+    try:
+        await link.start()
+        await link.wait_connected(5)
+        filters = [a.headers for a in pbx.ami_actions if a.name == "filter"]
+        assert [f.get("matchcriteria") for f in filters] == [
+            "action(include),name(Newexten),method(none)",
+            "action(include),name(Hangup),method(none)",
+            "action(include),name(VarSet),header(Variable),method(regex)",
+            "action(exclude),name(Newexten),header(Application),method(exact)",
+        ]
+        call = await pbx.place_call(CallScript("13800000000"))
+        await asyncio.wait_for(hung_up.wait(), 5)
+    finally:
+        await link.close()
+        await pbx.close()
+    assert call.agi_status == "FAILURE"
+    calls = [e for e in received if e.event != "FullyBooted"]
+    assert {e.event for e in calls} == {"Newexten", "VarSet", "Hangup"}
+    assert [e.get("Variable") for e in calls if e.event == "VarSet"] == ["__HOTLINE_DIALED"]
+    applications = [e.get("Application") for e in calls if e.event == "Newexten"]
+    assert "Set" not in applications and applications[:3] == ["Answer", "AGI", "GotoIf"]
 
 
 async def test_wrong_secret_warns_and_retries(

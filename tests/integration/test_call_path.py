@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from ivr.ami import AmiMessage
+from ivr.ami import AmiMessage, CallEnd, CallTracker
 from ivr.app import LINKS, STORE
 from ivr.dialplan import Dialplan
 from ivr.simpbx import CallScript
@@ -232,3 +232,38 @@ async def test_a_value_mset_would_split_goes_by_set_variable(
         'SET VARIABLE HOTLINE_ROUTE "queue"',
     ]
     assert record.variables["HOTLINE_TARGET"] == "hotline-agents,r"
+
+
+async def test_a_menu_call_is_tracked_from_the_filtered_events(hotline: Hotline) -> None:
+    """With the service's AMI filters (send_filter), a two-level menu call (12345, keys 2 then
+    1) is tracked with its HOTLINE variables to the queue, from a stream without the
+    dialplan's own VarSets (AGISTATUS) and without the Newexten of its bookkeeping steps."""
+    received: list[AmiMessage] = []
+    ends: list[CallEnd] = []
+    ended = asyncio.Event()
+    tracker = CallTracker("sim")  # fed exactly what the service's own tracker is fed
+
+    def on_event(event: AmiMessage) -> None:
+        received.append(event)
+        end = tracker.apply(event)
+        if end is not None:
+            ends.append(end)
+            ended.set()
+
+    hotline.app[LINKS][0].subscribe("*", on_event)
+    record, ticket = await hotline.call(CallScript(caller_number="13900002222", keys=("2", "1")))
+    await asyncio.wait_for(ended.wait(), 5.0)
+    assert record.destination.startswith("queue:") and ticket is not None
+    [end] = ends
+    assert (end.linkedid, end.dialled, end.route, end.ticket) == (
+        record.linkedid, "12345", "queue", f"T-{record.linkedid}")
+    assert (end.target, end.queue, end.queue_result) == (
+        record.variables["HOTLINE_TARGET"], record.destination.removeprefix("queue:"), "left")
+    variables = [e.get("Variable") for e in received if e.event == "VarSet"]
+    assert "AGISTATUS" not in variables
+    assert {"__HOTLINE_DIALED", "HOTLINE_TICKET", "HOTLINE_TARGET", "HOTLINE_ROUTE"} <= set(
+        variables)
+    applications = [e.get("Application") for e in received if e.event == "Newexten"]
+    assert applications == ["AGI", "Queue"]
+    assert hotline.metric(
+        "hotline_queue_calls_total", queue=end.queue, result="answered") == 1.0

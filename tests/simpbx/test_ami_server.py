@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from ivr.simpbx import CallScript
+from ivr.simpbx._event_filters import FilterSet, parse_filter
 
 from .conftest import AmiClient, header_names, headers, read_ami_blocks
 
@@ -133,6 +134,146 @@ async def test_filter_and_event_mask(responder_factory, pbx_for) -> None:
         "AgentConnect",
         "AgentComplete",
     }
+
+
+async def _events_seen(clients: list[AmiClient]) -> list[list[dict[str, str]]]:
+    """Each client's events up to a Ping's answer (the server writes in order), as headers."""
+    seen = []
+    for client in clients:
+        client.send(Action="Ping", ActionID="99")
+        seen.append([headers(b) for b in (await client.until(_is_pong))[:-1]])
+        await client.close()
+    return seen
+
+
+async def test_match_criteria_filters_like_asterisk(responder_factory, pbx_for) -> None:
+    """Advanced filters (MatchCriteria): a name alone; a header matched by regex; an exclude
+    applied to what the includes let in; an exclude alone."""
+    responder = responder_factory(
+        ['SET VARIABLE HOTLINE_ROUTE "queue"', 'SET VARIABLE HOTLINE_TARGET "hotline-agents"']
+    )
+    pbx = await pbx_for(responder)
+    criteria: list[list[tuple[str, str]]] = [
+        [("name(Newchannel)", "")],
+        [
+            (
+                "action(include),name(VarSet),header(Variable),method(regex)",
+                "^_*HOTLINE_(ROUTE|DIALED)$",
+            )
+        ],
+        [
+            ("name(Newexten)", ""),
+            ("action(exclude),name(Newexten),header(Application),method(regex)", "^(Set|Answer)$"),
+        ],
+        [
+            ("action(exclude),name(VarSet)", ""),
+            ("action(exclude),header(Application),method(starts_with)", "Go"),
+        ],
+    ]
+    clients = []
+    for filters in criteria:
+        client = await AmiClient.connect(pbx.ami_port)
+        await client.login(events="call,dialplan,agent")
+        for number, (match, expression) in enumerate(filters, start=2):
+            client.send(Action="Filter", ActionID=str(number), Operation="Add",
+                        MatchCriteria=match, Filter=expression)
+            assert await client.block() == (
+                f"Response: Success\r\nActionID: {number}\r\nMessage: Success")
+        clients.append(client)
+    await pbx.place_call(CallScript("13800000000", dialled="12345"))
+    names, varsets, extens, excluded = await _events_seen(clients)
+    assert [e["Event"] for e in names] == ["Newchannel", "Newchannel"]  # the caller, the agent
+    assert [(e["Variable"], e["Value"]) for e in varsets] == [
+        ("__HOTLINE_DIALED", "12345"), ("HOTLINE_ROUTE", "queue")]
+    assert [e["Application"] for e in extens] == ["AGI", "GotoIf", "Goto", "Queue"]
+    assert "VarSet" not in {e["Event"] for e in excluded}
+    assert {"Newchannel", "Newstate", "QueueCallerJoin", "Hangup"} <= {e["Event"] for e in excluded}
+    assert [e["Application"] for e in excluded if e["Event"] == "Newexten"] == [
+        "Set", "Answer", "AGI", "Queue"]
+
+
+def test_filter_precedence_of_asterisks_own_unit_test() -> None:
+    """main/manager.c's eventfilter_test_matching, filters and verdicts as Asterisk has them."""
+    filters = FilterSet()
+    for criteria, pattern in [
+        ("eventfilter(name(VarSet),method(none))", ""),
+        ("eventfilter(name(Newchannel),method(regex))", "X[XYZ]X"),
+        ("eventfilter(name(Newchannel),method(regex))", "X[abc]X"),
+        ("eventfilter(name(Newchannel),header(Someheader),method(regex))", "ZZZ"),
+        ("eventfilter(action(exclude),name(Newchannel),method(regex))", "X[a]X"),
+        ("eventfilter(action(exclude),name(Newchannel),method(regex))", "X[Z]X"),
+        ("eventfilter(action(exclude),name(VarSet),header(Channel),method(regex))", "YYY"),
+    ]:
+        filters.add(parse_filter(criteria, pattern))
+    for payload, sent in [
+        ("Event: Newchannel\r\nChannel: XXX\r\nSomeheader: YYY\r\n", True),
+        ("Event: Newchannel\r\nChannel: XZX\r\nSomeheader: YYY\r\n", False),
+        ("Event: Newchannel\r\nChannel: XaX\r\nSomeheader: YYY\r\n", False),
+        ("Event: Newchannel\r\nChannel: XbX\r\nSomeheader: YYY\r\n", True),
+        ("Event: Newchannel\r\nChannel: XcX\r\nSomeheader: YYY\r\n", True),
+        ("Event: Newchannel\r\nChannel: YYY\r\nSomeheader: YYY\r\n", False),
+        ("Event: Newchannel\r\nChannel: YYY\r\nSomeheader: ZZZ\r\n", True),
+        ("Event: VarSet\r\nChannel: XXX\r\nSomeheader: YYY\r\n", True),
+        ("Event: VarSet\r\nChannel: YYY\r\nSomeheader: YYY\r\n", False),
+    ]:
+        assert filters.passes(payload) is sent, payload
+
+
+def test_match_methods_and_the_bang() -> None:
+    """exact, starts_with, ends_with, contains on a header's value (blanks after the colon
+    skipped, empty values never match); a leading '!' excludes unless action() says."""
+    event = "Event: VarSet\r\nChannel: ABC\r\nEmpty: \r\nVariable: __HOTLINE_X\r\n\r\n"
+
+    def sent(criteria: str, pattern: str) -> bool:
+        filters = FilterSet()
+        filters.add(parse_filter(criteria, pattern))
+        return filters.passes(event)
+
+    assert sent("eventfilter(name(VarSet),header(Channel),method(exact))", "ABC")
+    assert not sent("eventfilter(name(VarSet),header(Channel),method(exact))", "AB")
+    assert sent("eventfilter(header(Channel),method(starts_with))", "AB")
+    assert sent("eventfilter(header(Channel),method(ends_with))", "BC")
+    assert sent("eventfilter(header(Variable:),method(contains))", "HOTLINE")
+    assert sent("eventfilter(header(Event),method(exact))", "VarSet")  # the first line too
+    assert not sent("eventfilter(header(Empty),method(none))", "")
+    assert not sent("eventfilter(name(Newexten),method(none))", "")
+    assert not sent("eventfilter(name(varset),method(none))", "")  # names are case sensitive
+    assert not sent("eventfilter(name(VarSet),header(Channel),method(exact))", "!ABC")
+    assert sent("eventfilter(action(include),header(Channel),method(exact))", "!ABC")
+    assert sent("eventfilter", "^Event: VarSet[[:space:]]")
+    assert not sent("eventfilter", "!Channel: ABC")
+
+
+async def test_bad_match_criteria_refused_like_asterisk(responder_factory, pbx_for) -> None:
+    """Filters Asterisk 22 refuses get its answers, and add nothing: the client still gets
+    every event."""
+    pbx = await pbx_for(responder_factory())
+    client = await AmiClient.connect(pbx.ami_port)
+    await client.login(events="call")
+    formatted = "Filter was formatted incorrectly.  Check the syntax of the filter given."
+    compile_failed = "Filter did not compile.  Check the syntax of the filter given."
+    refused = [
+        ({"MatchCriteria": "name(VarSet)", "Filter": "HOTLINE"}, formatted),  # method none
+        ({"MatchCriteria": "name(VarSet),method(regex)", "Filter": ""}, formatted),
+        ({"MatchCriteria": "action(inlude),name(VarSet)", "Filter": ""}, formatted),
+        ({"MatchCriteria": "nnnn(yyy)", "Filter": "XXX"}, formatted),
+        ({"MatchCriteria": "name(VarSet),method(like)", "Filter": "X"}, formatted),
+        ({"MatchCriteria": "action(include)", "Filter": ""}, formatted),  # no name nor header
+        ({"MatchCriteria": "header()", "Filter": ""}, formatted),
+        ({"Filter": ""}, formatted),  # a legacy filter needs its regex
+        ({"Filter": "!"}, formatted),
+        ({"MatchCriteria": "method(regex)", "Filter": "XX[X"}, compile_failed),
+        ({"Filter": "XX[X"}, compile_failed),
+        ({"Operation": "Remove", "Filter": "Event: Hangup"}, "Unknown operation"),
+        ({"Operation": "", "Filter": "Event: Hangup"}, "Unknown operation"),  # no default
+    ]
+    for number, (fields, answer) in enumerate(refused, start=2):
+        client.send(Action="Filter", ActionID=str(number), **{"Operation": "Add", **fields})
+        assert await client.block() == (
+            f"Response: Error\r\nActionID: {number}\r\nMessage: {answer}"), fields
+    await pbx.place_call(CallScript("13800000000"))
+    [events] = await _events_seen([client])
+    assert {"Newchannel", "Newstate", "Hangup"} <= {e["Event"] for e in events}
 
 
 async def test_redirect_during_wait_for_digit(responder_factory, pbx_for) -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from call_transfer import variables
+from ivr.ami.events import BOOKKEEPING_APPLICATIONS
 from ivr.ami.tracker import TRACKED_EVENTS
 from ivr.cli import main
 from ivr.dialplan import Dialplan, load_dialplan
+from ivr.simpbx._event_filters import FilterSet, parse_filter
 from ivr.tools.asterisk_config import (
     AsteriskOptions,
     extensions_conf,
@@ -248,12 +250,31 @@ def test_predial_handler_sets_the_sip_headers(conf: Conf) -> None:
 
 
 def _manager(text: str) -> dict[str, list[str]]:
+    """``key = value`` lines as Asterisk's config parser reads them: split at the first '=',
+    both sides trimmed (an empty value is kept)."""
     entries: dict[str, list[str]] = {}
     for line in text.splitlines():
-        if " = " in line and not line.startswith(";"):
-            key, value = line.split(" = ", 1)
-            entries.setdefault(key, []).append(value)
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith(";"):
+            entries.setdefault(key.strip(), []).append(value.strip())
     return entries
+
+
+def _asterisk_filters(text: str) -> FilterSet:
+    """The user's eventfilter lines, parsed as Asterisk's manager_add_filter does (the
+    simulated PBX's model of it): every key that begins with "eventfilter"."""
+    filters = FilterSet()
+    for key, values in _manager(text).items():
+        if key.startswith("eventfilter"):
+            for value in values:
+                filters.add(parse_filter(key, value))
+    return filters
+
+
+def _event(name: str, **fields: str) -> str:
+    body = "".join(f"{key}: {value}\r\n" for key, value in fields.items())
+    return f"Event: {name}\r\nPrivilege: call,all\r\nChannel: PJSIP/carrier-00000001\r\n" \
+        f"{body}Uniqueid: 1795382136.1\r\n\r\n"
 
 
 def test_manager_user_has_least_privilege() -> None:
@@ -266,16 +287,96 @@ def test_manager_user_has_least_privilege() -> None:
 
 
 def test_event_filters_keep_only_tracked_events() -> None:
-    """One filter per event the service reads; they do not let look-alikes through."""
-    filters = _manager(manager_conf())["eventfilter"]
-    patterns = [re.compile(f.replace("[[:space:]]", r"\s")) for f in filters]
+    """The advanced eventfilter lines, read as Asterisk 22.1 reads them, let through each event
+    the service reads, VarSet of the HOTLINE_ variables only, and Newexten except the
+    bookkeeping applications; look-alike names stay out."""
+    text = manager_conf()
+    lines = [line for line in text.splitlines() if line.startswith("eventfilter")]
+    assert "eventfilter(action(include),name(Newexten),method(none)) =" in lines
+    assert (
+        "eventfilter(action(include),name(VarSet),header(Variable),method(regex)) = "
+        "^_*(HOTLINE_DIALED|HOTLINE_MENU|HOTLINE_ROUTE|HOTLINE_TARGET|HOTLINE_TICKET)$"
+    ) in lines
+    assert (
+        "eventfilter(action(exclude),name(Newexten),header(Application),method(regex)) = "
+        "^(Answer|Gosub|GosubIf|Goto|GotoIf|GotoIfTime|Log|MSet|NoOp|Return|Set|Verbose)$"
+    ) in lines
+    filters = _asterisk_filters(text)
+    for name in (TRACKED_EVENTS | {"OriginateResponse", "AgentConnect"}) - {"VarSet", "Newexten"}:
+        assert filters.passes(_event(name)), name
+    for name in ("HangupRequest", "NewConnectedLine", "RTCPSent", "VarSetExtra", "Cdr",
+                 "AgentCalled", "DTMFEnd", "AGIExecStart"):
+        assert not filters.passes(_event(name)), name
+    for variable in ("HOTLINE_DIALED", "__HOTLINE_DIALED", "_HOTLINE_TICKET", "HOTLINE_MENU",
+                     "HOTLINE_ROUTE", "HOTLINE_TARGET"):
+        assert filters.passes(_event("VarSet", Variable=variable, Value="x")), variable
+    for variable in ("AGISTATUS", "DIALSTATUS", "QUEUESTATUS", "HOTLINE_KEY",
+                     "__HOTLINE_CALLBACK_REASON", "HOTLINE_DIALED2", "X_HOTLINE_ROUTE"):
+        assert not filters.passes(_event("VarSet", Variable=variable, Value="x")), variable
+    for application in ("AGI", "Queue", "Dial", "Playback", "Read", "Hangup", "ExecIf", ""):
+        assert filters.passes(_event("Newexten", Application=application)), application
+    for application in BOOKKEEPING_APPLICATIONS | {"Set", "Answer", "GotoIf", "Goto"}:
+        assert not filters.passes(_event("Newexten", Application=application)), application
 
-    def passes(name: str) -> bool:
-        return any(p.search(f"Event: {name}\r\nPrivilege: call,all\r\n") for p in patterns)
 
-    assert all(passes(name) for name in TRACKED_EVENTS | {"OriginateResponse"})
-    assert not any(passes(name) for name in ("HangupRequest", "NewConnectedLine", "RTCPSent",
-                                             "VarSetExtra", "Cdr"))
+def test_legacy_event_filters_for_an_older_asterisk() -> None:
+    """--legacy-eventfilter: one whole-event regex per name, VarSet and Newexten entire."""
+    text = manager_conf(AsteriskOptions(legacy_event_filters=True))
+    assert not any(key.startswith("eventfilter(") for key in _manager(text))
+    assert "eventfilter = ^Event: (VarSet)[[:space:]]" in text.splitlines()
+    filters = _asterisk_filters(text)
+    assert filters.passes(_event("VarSet", Variable="AGISTATUS", Value="SUCCESS"))
+    assert filters.passes(_event("Newexten", Application="Set"))
+    assert not filters.passes(_event("VarSetExtra"))
+
+
+def _steps_after(conf: Conf, context: str, exten: str, index: int) -> list[list[str]]:
+    """Every way the dialplan can go on from priority ``index`` of ``context,exten``: the
+    applications run, through Goto/GotoIf (both branches), up to the first one whose
+    Newexten the service still receives, or the end of the extension (a hangup)."""
+    paths: list[list[str]] = []
+
+    def walk(context: str, exten: str, index: int, path: list[str]) -> None:
+        steps = conf.contexts[context][exten]
+        if index >= len(steps) or len(path) > 20:
+            paths.append([*path, "<end>"])
+            return
+        step = steps[index]
+        path = [*path, step.app]
+        if step.app not in BOOKKEEPING_APPLICATIONS:
+            paths.append(path)
+        elif step.app in ("Goto", "GotoIf"):
+            destination = step.data.rsplit("?", 1)[-1]
+            parts = destination.split(",")
+            if len(parts) == 1:  # a label of this extension
+                label = next(i for i, s in enumerate(steps) if s.label == parts[0])
+                walk(context, exten, label, path)
+            else:
+                where = (context, *parts)[-3:] if len(parts) == 2 else parts
+                assert "${" not in destination, destination
+                walk(where[0], where[1], int(where[2]) - 1, path)
+            if step.app == "GotoIf":
+                walk(context, exten, index + 1, path)
+        else:
+            walk(context, exten, index + 1, path)
+
+    walk(context, exten, index + 1, [])
+    return paths
+
+
+def test_what_follows_a_queue_still_shows(shipped: Dialplan, conf: Conf) -> None:
+    """A caller who leaves a queue moves on through GotoIf/Goto, which Asterisk no longer
+    sends: every way on from each Queue of the generated dialplan still reaches an
+    application the service sees (queue figures: "exited"), or a hangup."""
+    queues = [(context, exten, index) for context, extens in conf.contexts.items()
+              for exten, steps in extens.items() for index, step in enumerate(steps)
+              if step.app == "Queue"]
+    assert len(queues) >= 5
+    for where in queues:
+        for path in _steps_after(conf, *where):
+            assert path[-1] in ("AGI", "Queue", "Hangup", "<end>"), (where, path)
+    assert _steps_after(conf, "hotline-route", "queue", 0) == [
+        ["GotoIf", "AGI"], ["GotoIf", "Goto", "Queue"]]
 
 
 def test_bad_permit_is_refused() -> None:
@@ -289,4 +390,10 @@ def test_cli_writes_both_files(tmp_path: Path, shipped: Dialplan) -> None:
     assert main(["asterisk-config", "--dialplans", str(ROOT / "dialplans"), "-o", str(tmp_path),
                  "--agi-host", "10.0.0.5", "--ami-permit", "10.0.0.0/8"]) == 0
     assert "agi://10.0.0.5:4573/ivr" in (tmp_path / "extensions.conf").read_text(encoding="utf-8")
-    assert "permit = 10.0.0.0/255.0.0.0" in (tmp_path / "manager.conf").read_text(encoding="utf-8")
+    written = (tmp_path / "manager.conf").read_text(encoding="utf-8")
+    assert "permit = 10.0.0.0/255.0.0.0" in written
+    assert "eventfilter(action(include),name(Hangup),method(none)) =" in written.splitlines()
+    assert main(["asterisk-config", "--dialplans", str(ROOT / "dialplans"), "-o", str(tmp_path),
+                 "--legacy-eventfilter"]) == 0
+    legacy = (tmp_path / "manager.conf").read_text(encoding="utf-8")
+    assert "eventfilter = ^Event: (Hangup)[[:space:]]" in legacy.splitlines()
