@@ -19,6 +19,8 @@ DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 # A blank line ends a message; Asterisk writes CRLF, but bare LF and mixed forms occur
 # behind some proxies and in hand-written tools, so all are accepted.
 _SEPARATOR = re.compile(rb"\r?\n\r?\n")
+# The same blank line, less its first line end's "\r": it stays with the message before.
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 _LEGACY_FOLLOWS = b"Response: Follows"
 _LEGACY_END = re.compile(rb"--END COMMAND--\r?\n\r?\n")
 _LEGACY_END_MAX = 24  # longest match of _LEGACY_END, to rescan across reads
@@ -26,24 +28,31 @@ _LEGACY_END_MAX = 24  # longest match of _LEGACY_END, to rescan across reads
 _LEGACY_HEADERS = frozenset({"response", "privilege", "actionid", "commandid"})
 
 
+def _split_crlf(data: bytes) -> list[bytes]:
+    """``data`` cut at Asterisk's blank lines (``\\r\\n\\r\\n``), each message keeping its "\\r"."""
+    return data.split(b"\n\r\n")
+
+
 class AmiMessage:
     """One AMI message (a response or an event), headers in wire order, duplicates kept.
 
-    Immutable. A message read off the wire keeps its text and answers lookups from it: the
-    service reads a handful of the ~20 headers of an event, and one search in the text per
-    lookup costs less than splitting every line into a pair and indexing them all, which
-    was half of the AMI ingest. ``headers`` is built on first use.
+    Immutable. A message read off the wire keeps its bytes and answers lookups from them:
+    the service reads a handful of the ~20 headers of an event, and one search in the bytes
+    per lookup, decoding only the value found, costs less than decoding the message and
+    splitting every line into a pair. ``headers`` is built on first use.
     """
 
-    __slots__ = ("_first", "_headers", "_lower", "_text", "event")
+    __slots__ = ("_first", "_headers", "_lower", "_raw", "event")
 
     # ``_headers`` and ``_first`` are caches, unset (read with getattr) until first needed:
     # a message is made for every event, and most never need them.
     _headers: tuple[tuple[str, str], ...]
-    _text: str  # the message's text when kept (then ``_lower`` is set), else ""
-    # "\n" + the text lowered + "\n": a character's offset is the text's plus one, and every
-    # line, the last included, ends in "\n"; None when the text is not kept.
-    _lower: str | None
+    # The message's bytes when kept (then ``_lower`` is set), else b"". Lines end as they
+    # came, "\r\n" (Asterisk) or "\n", the last one included unless it ends the stream.
+    _raw: bytes
+    # b"\n" + the bytes with ASCII letters lowered + b"\n": a byte's offset is the raw one's
+    # plus one, and every line, the last included, ends in "\n"; None when not kept.
+    _lower: bytes | None
     _first: dict[str, str]  # the case-insensitive index of first values
     #: The ``Event`` header, empty for a response. Read when the message is made: every
     #: event's name is read several times (dispatch, the events table, each consumer).
@@ -51,7 +60,7 @@ class AmiMessage:
 
     def __init__(self, headers: tuple[tuple[str, str], ...]) -> None:
         object.__setattr__(self, "_headers", headers)
-        object.__setattr__(self, "_text", "")
+        object.__setattr__(self, "_raw", b"")
         object.__setattr__(self, "_lower", None)
         if headers and headers[0][0] == "Event":
             event = headers[0][1]
@@ -65,32 +74,38 @@ class AmiMessage:
         return cls(pairs)
 
     @classmethod
-    def _from_text(cls, text: str) -> AmiMessage | None:
-        """A message from its text (lines ended by ``\n``, no blank line); None if empty.
+    def _from_block(cls, block: bytes) -> AmiMessage | None:
+        """A message from its bytes (lines ended by ``\\r\\n`` or ``\\n``, the last one's
+        ``\\n`` left out; no blank line); None if empty.
 
-        Kept as text when lower-casing keeps every character's offset (it does for all but
-        a few letters); otherwise parsed at once. The text is not searched for a blank line:
-        its one caller, :meth:`AmiParser.feed`, cuts messages at blank lines.
+        A line's value ends before its ``\\n`` and one ``\\r`` before that: what reading the
+        text with every ``\\r\\n`` made ``\\n`` gives.
+
+        Kept as bytes unless a line's key could be one of the two non-ASCII letters that
+        lower-case to ASCII (KELVIN SIGN, and I WITH DOT ABOVE): a key search in ASCII-lowered
+        bytes would not see them as ``k`` and ``i``, so such a message is parsed at once. The
+        bytes are not searched for a blank line: the one caller, :meth:`AmiParser.feed`, cuts
+        messages at blank lines.
         """
-        if not text:
+        if not block:
             return None
-        if text.isascii() or "\u212a" in text or "\u0130" in text:
-            lower = text.lower()
-        else:
-            # The keys searched are ASCII, and but for the two letters above no other
-            # letter lowers to ASCII: lowering the ASCII letters alone finds the same lines.
-            # str.lower() looks up every character of a text with Chinese in it (a caller's
-            # name), which costs more than this round trip through UTF-8.
-            lower = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
-        if len(lower) != len(text):
-            return _parse_text(text)
+        if not block.isascii() and (_KELVIN in block or _DOTTED_I in block):
+            return _parse_text(_decode_lines(block))
         message = cls.__new__(cls)
-        _set_text(message, text)
-        _set_lower(message, f"\n{lower}\n")
-        # Asterisk writes the event name first: read it without a search.
-        if text.startswith("Event: "):
-            end = text.find("\n")
-            event = text[7:] if end < 0 else text[7:end]
+        _set_raw(message, block)
+        _set_lower(message, b"\n" + block.lower() + b"\n")
+        # Asterisk writes the event name first: read it without a search, and share the
+        # one string per name (names are compared many times on their way).
+        if block.startswith(b"Event: "):
+            end = block.find(b"\n")
+            if end < 0:
+                end = len(block)
+            raw_name = block[7 : end - 1 if block[end - 1] == _CR else end]
+            event = _EVENT_NAMES.get(raw_name)
+            if event is None:
+                event = raw_name.decode("utf-8", errors="replace")
+                if len(_EVENT_NAMES) < _MAX_EVENT_NAMES:
+                    _EVENT_NAMES[raw_name] = event
         else:
             event = message.get("Event")
         _set_event(message, event)
@@ -118,7 +133,7 @@ class AmiMessage:
         """``(key, value)`` pairs in wire order."""
         headers: tuple[tuple[str, str], ...] | None = getattr(self, "_headers", None)
         if headers is None:
-            parsed = _parse_text(self._text)
+            parsed = _parse_text(_decode_lines(self._raw))
             headers = parsed.headers if parsed is not None else ()
             object.__setattr__(self, "_headers", headers)  # a cache of an immutable value
         return headers
@@ -132,13 +147,12 @@ class AmiMessage:
         return first
 
     def _find(self, key: str) -> int:
-        """Where the value of ``key``'s first line starts in the kept text; -1 if absent,
-        -2 if the text must be parsed to tell (or ``key`` is not searched in the text).
+        """Where the value of ``key``'s first line starts in the kept bytes; -1 if absent,
+        -2 if the message must be parsed to tell (or ``key`` is not searched in the bytes).
 
         A line is the first with a key exactly when it is the first line that starts with
         ``key:`` (case aside, see :func:`_needle`): if that one goes on with a space it is
         ``key: value``; if not (``key:value``, a tolerated form) the full parse decides.
-        The lowered text has the original's offsets (checked when the message was made).
         """
         needle = _needle(key)
         lower = self._lower
@@ -147,11 +161,11 @@ class AmiMessage:
         at = lower.find(needle)
         if at < 0:
             return -1
-        # The lowered text has one more leading character ("\n"): the needle found at
-        # ``at`` covers "key:" in the text up to at + len(needle) - 2, and lower[start] is
-        # the character after it (the closing "\n" at the end of the text).
+        # The lowered bytes have one more leading byte (b"\n"): the needle found at ``at``
+        # covers "key:" in the raw bytes up to at + len(needle) - 2, and lower[start] is the
+        # byte after it (the closing b"\n" at the end of the message).
         start = at + len(needle)
-        if lower[start] != " ":
+        if lower[start] != _SPACE:
             return -2
         return start
 
@@ -166,9 +180,14 @@ class AmiMessage:
                 if at < 0:
                     return default
                 start = at + len(needle)
-                if lower[start] == " ":
-                    # The value ends at its line's "\n", one character further in ``lower``.
-                    return self._text[start : lower.find("\n", start) - 1]
+                if lower[start] == _SPACE:
+                    # The value ends at its line's "\n" (one byte further in ``lower``), and
+                    # before a "\r" there.
+                    raw = self._raw
+                    end = lower.find(b"\n", start) - 1
+                    if raw[end - 1] == _CR:
+                        end -= 1
+                    return raw[start:end].decode("utf-8", errors="replace")
         return self._index().get(key.lower(), default)
 
     def get_all(self, key: str) -> tuple[str, ...]:
@@ -208,15 +227,15 @@ class AmiMessage:
 
 # A message's slots set past the immutability guard of ``__setattr__``: a slot's own setter
 # costs half of ``object.__setattr__``, and a message is made for every event.
-_set_text: Callable[[AmiMessage, str], None] = AmiMessage.__dict__["_text"].__set__
-_set_lower: Callable[[AmiMessage, str], None] = AmiMessage.__dict__["_lower"].__set__
+_set_raw: Callable[[AmiMessage, bytes], None] = AmiMessage.__dict__["_raw"].__set__
+_set_lower: Callable[[AmiMessage, bytes], None] = AmiMessage.__dict__["_lower"].__set__
 _set_event: Callable[[AmiMessage, str], None] = AmiMessage.__dict__["event"].__set__
 
 
 @functools.lru_cache(maxsize=512)
-def _needle(key: str) -> str | None:
-    """``"\\nkey:"`` lowered, what :meth:`AmiMessage.get` looks for in a kept text; None for a
-    key it must not look for that way.
+def _needle(key: str) -> bytes | None:
+    """``b"\\nkey:"`` lowered, what :meth:`AmiMessage.get` looks for in a message's bytes; None
+    for a key it must not look for that way.
 
     Searched keys are ASCII (so only the key's own letters can match them once lowered),
     printable, without ``:`` or space (so ``key:`` at a line's start is that line's key), and
@@ -228,7 +247,7 @@ def _needle(key: str) -> str | None:
     lowered = key.lower()
     if lowered == "output":
         return None
-    needle = "\n" + lowered + ":"
+    needle = b"\n" + lowered.encode("ascii") + b":"
     if len(_NEEDLES) < 512:
         _NEEDLES[key] = needle
     return needle
@@ -236,7 +255,16 @@ def _needle(key: str) -> str | None:
 
 #: The needles :func:`_needle` made, for :meth:`AmiMessage.get` to look up before calling it:
 #: a dict lookup costs less than a call, and ``get`` runs several times an event.
-_NEEDLES: dict[str, str] = {}
+_NEEDLES: dict[str, bytes] = {}
+#: Event names read so far, by their bytes: one string per name, made once.
+_EVENT_NAMES: dict[bytes, str] = {}
+_MAX_EVENT_NAMES = 1024  # Asterisk has ~200 event names; more means a peer inventing them
+# The two letters whose lower case is ASCII (K, i): they would hide a key from a search in
+# ASCII-lowered bytes.
+_KELVIN = "\u212a".encode()
+_DOTTED_I = "\u0130".encode()
+_SPACE = ord(" ")
+_CR = ord("\r")
 
 
 def _split_line(line: str) -> tuple[str, str] | None:
@@ -255,6 +283,12 @@ def _loose_pair(line: str) -> tuple[str, str]:
 def parse_message(block: bytes | bytearray) -> AmiMessage | None:
     """Parse one complete message (without its ending blank line); None if it is empty."""
     return _parse_text(block.decode("utf-8", errors="replace").replace("\r\n", "\n"))
+
+
+def _decode_lines(block: bytes) -> str:
+    """A message's bytes as text with ``\\n`` line ends (the last line's ``\\r`` dropped)."""
+    text = block.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    return text[:-1] if text.endswith("\r") else text
 
 
 def _parse_text(text: str) -> AmiMessage | None:
@@ -292,8 +326,10 @@ def parse_legacy_follows(block: bytes | bytearray) -> AmiMessage:
 
 def _complete_end(buffer: bytearray) -> int:
     """Where the last separator (``\\r?\\n\\r?\\n``) in ``buffer`` ends; 0 if there is none."""
-    bare = buffer.rfind(b"\n\n")
     crlf = buffer.rfind(b"\n\r\n")
+    # A bare "\n\n" counts only after the last CRLF separator: search no further back, or
+    # every read of CRLF-only data would be scanned to its start for none.
+    bare = buffer.rfind(b"\n\n", max(crlf, 0))
     return max(bare + 2 if bare >= 0 else 0, crlf + 3 if crlf >= 0 else 0)
 
 
@@ -330,10 +366,17 @@ class AmiParser:
             # one decode and one split for the whole read, no scan per message.
             if end <= self.max_message_size:
                 if end:
-                    text = buffer[:end].decode("utf-8", errors="replace")
+                    # Bytes all the way: a value is decoded only when it is read (a text with
+                    # one Chinese name in it costs its every character twice over).
+                    with memoryview(buffer) as view:
+                        data = view[:end].tobytes()
                     del buffer[:end]
-                    for block in text.replace("\r\n", "\n").split("\n\n"):
-                        message = AmiMessage._from_text(block.lstrip("\r\n"))
+                    # A blank line ends a message: split after a line's "\n", so each
+                    # message keeps its last line's "\r" (the lookups drop it). Asterisk
+                    # writes "\r\n\r\n" only; "\n\n" means other line ends somewhere.
+                    split = _BLANK_LINE.split if b"\n\n" in data else _split_crlf
+                    for block in split(data):
+                        message = AmiMessage._from_block(block.lstrip(b"\r\n"))
                         if message is not None:
                             messages.append(message)
                 # Stray line ends after the last message carry nothing, as in the loop below.
