@@ -282,26 +282,37 @@ def _event_consumers(
     metrics.ami_events.read(lambda: received, node=node)
     queues = QueueStats()
 
-    def track(event: AmiMessage) -> None:
-        ended = tracker.apply(event)
-        if ended is not None:
-            abandons.on_call_end(ended)
-
-    def queue(event: AmiMessage) -> None:
-        waited = queues.apply(event)
+    def queue_result(waited: QueueJoined | QueueLeft) -> None:
         if isinstance(waited, QueueJoined):
             metrics.queue_call_joined(waited.queue)
         elif isinstance(waited, QueueLeft):
             metrics.queue_call_left(waited.queue, waited.result, waited.wait_seconds)
 
-    def both(event: AmiMessage) -> None:
-        track(event)
-        queue(event)
+    def queue(event: AmiMessage) -> None:
+        waited = queues.apply(event)
+        if waited is not None:
+            queue_result(waited)
 
-    consumers: dict[str, Callable[[AmiMessage], None]] = {}
+    def both(event: AmiMessage) -> None:
+        # The event's Uniqueid, read once for both. Hangup is one of these: only a Hangup
+        # ends a call, so the tracker's other events need no look at what it returns.
+        uniqueid = event.get("Uniqueid")
+        ended = tracker.apply(event, uniqueid)
+        if ended is not None:
+            abandons.on_call_end(ended)
+        waited = queues.apply(event, uniqueid)
+        if waited is not None:
+            queue_result(waited)
+
+    consumers: dict[str, Callable[[AmiMessage], object]] = {}
     for name in TRACKED_EVENTS | QUEUE_EVENTS:
         tracked, queued = name in TRACKED_EVENTS, name in QUEUE_EVENTS
-        consumers[name] = both if tracked and queued else track if tracked else queue
+        if tracked and queued:
+            consumers[name] = both
+        elif tracked:
+            consumers[name] = tracker.apply
+        else:
+            consumers[name] = queue
 
     def on_event(event: AmiMessage) -> None:
         nonlocal received

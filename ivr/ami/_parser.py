@@ -180,14 +180,14 @@ class AmiMessage:
                 if at < 0:
                     return default
                 start = at + len(needle)
-                if lower[start] == _SPACE:
+                if lower[start] == 32:  # " "
                     # The value ends at its line's "\n" (one byte further in ``lower``), and
                     # before a "\r" there.
                     raw = self._raw
                     end = lower.find(b"\n", start) - 1
-                    if raw[end - 1] == _CR:
+                    if raw[end - 1] == 13:  # "\r"
                         end -= 1
-                    return raw[start:end].decode("utf-8", errors="replace")
+                    return raw[start:end].decode("utf-8", "replace")
         return self._index().get(key.lower(), default)
 
     def get_all(self, key: str) -> tuple[str, ...]:

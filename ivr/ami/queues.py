@@ -72,10 +72,14 @@ class QueueStats:
         """Callers waiting now."""
         return len(self._waiting)
 
-    def apply(self, event: AmiMessage) -> QueueJoined | QueueLeft | None:
-        """Take one event; say whether a wait began or ended."""
+    def apply(
+        self, event: AmiMessage, uniqueid: str | None = None
+    ) -> QueueJoined | QueueLeft | None:
+        """Take one event; say whether a wait began or ended. ``uniqueid``, the event's
+        ``Uniqueid`` when the caller has read it already."""
         name = event.event
-        uniqueid = event.get("Uniqueid")
+        if uniqueid is None:
+            uniqueid = event.get("Uniqueid")
         if name == "QueueCallerJoin":
             queue = event.get("Queue")
             self._waiting[uniqueid] = _Waiting(queue, self._monotonic())

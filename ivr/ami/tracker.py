@@ -100,23 +100,12 @@ class CallEnd:
 
 
 @dataclass(slots=True)
-class _Channel:
-    name: str
-    state: str = ""
-    caller_number: str = ""
-    caller_name: str = ""
-    context: str = ""
-    exten: str = ""
-    application: str = ""
-
-
-@dataclass(slots=True)
 class _Call:
     linkedid: str
     first_uniqueid: str
     started_monotonic: float
     started_wall: float
-    channels: dict[str, _Channel] = field(default_factory=dict)
+    channels: dict[str, str] = field(default_factory=dict)  # Uniqueid -> channel name
     caller_number: str = ""
     caller_name: str = ""
     first_exten: str = ""
@@ -179,8 +168,11 @@ class CallTracker:
 
     # -- events ------------------------------------------------------------------------
 
-    def apply(self, event: AmiMessage) -> CallEnd | None:
-        """Update the table from one event; return the summary if it ended a call."""
+    def apply(self, event: AmiMessage, uniqueid: str | None = None) -> CallEnd | None:
+        """Update the table from one event; return the summary if it ended a call.
+
+        ``uniqueid``, the event's ``Uniqueid`` when the caller has read it already.
+        """
         name = event.event
         if name not in TRACKED_EVENTS:
             return None
@@ -195,24 +187,22 @@ class CallTracker:
         elif name == "DialEnd":
             self._on_dial(event)
             return None
-        uniqueid = event.get("Uniqueid")
+        if uniqueid is None:
+            uniqueid = event.get("Uniqueid")
         if not uniqueid:
             return None
         if name == "Hangup":
             return self._on_hangup(event, uniqueid)
-        call, channel, new = self._channel(event, uniqueid)
+        call, new = self._channel(event, uniqueid)
         if name == "Newchannel" or name == "Newstate" or name == "NewCallerid":
-            self._update_channel(call, uniqueid, channel, event)
+            self._update_channel(call, uniqueid, event)
             return None
         if new:  # first seen through another event: what it says of the channel counts too
-            self._update_channel(call, uniqueid, channel, event)
+            self._update_channel(call, uniqueid, event)
         if name == "VarSet":
             self._on_varset(call, variable, event.get("Value"))
         elif name == "Newexten":
-            channel.context = event.get("Context")
-            channel.exten = event.get("Exten")
-            channel.application = event.get("Application")
-            call.location = (channel.context, channel.exten, channel.application)
+            call.location = (event.get("Context"), event.get("Exten"), event.get("Application"))
         elif name == "QueueCallerJoin":
             call.queue = event.get("Queue")
             call.queue_result = ""
@@ -224,8 +214,8 @@ class CallTracker:
             call.queue_result = "left"
         return None
 
-    def _channel(self, event: AmiMessage, uniqueid: str) -> tuple[_Call, _Channel, bool]:
-        """The call and channel an event belongs to, created on first sight (then True).
+    def _channel(self, event: AmiMessage, uniqueid: str) -> tuple[_Call, bool]:
+        """The call an event's channel belongs to, both created on first sight (then True).
 
         Calls that began before we connected are picked up from any channel event. The
         caller updates a new channel from the event: a ``Newchannel`` is then read once, not
@@ -242,27 +232,22 @@ class CallTracker:
                 first_exten=event.get("Exten"),
             )
             self._calls[linkedid] = call
-        channel = call.channels.get(uniqueid)
-        if channel is None:
-            channel = _Channel(name=event.get("Channel"))
-            call.channels[uniqueid] = channel
+        if uniqueid not in call.channels:
+            call.channels[uniqueid] = event.get("Channel")
             self._call_of_channel[uniqueid] = linkedid
-            return call, channel, True
-        return call, channel, False
+            return call, True
+        return call, False
 
-    def _update_channel(
-        self, call: _Call, uniqueid: str, channel: _Channel, event: AmiMessage
-    ) -> None:
-        channel.state = event.get("ChannelStateDesc", channel.state)
-        channel.caller_number = _caller_id(event.get("CallerIDNum"))
-        channel.caller_name = _caller_id(event.get("CallerIDName"))
-        channel.context = event.get("Context", channel.context)
-        channel.exten = event.get("Exten", channel.exten)
-        if uniqueid == call.first_uniqueid:
-            # The first channel is the caller's leg: its caller id and state are the call's.
-            call.state = channel.state
-            call.caller_number = channel.caller_number or call.caller_number
-            call.caller_name = channel.caller_name or call.caller_name
+    @staticmethod
+    def _update_channel(call: _Call, uniqueid: str, event: AmiMessage) -> None:
+        # The first channel is the caller's leg: its state and caller id are the call's. What
+        # the other legs' events say of themselves is not kept (nothing reads it), so their
+        # headers are not even looked up.
+        if uniqueid != call.first_uniqueid:
+            return
+        call.state = event.get("ChannelStateDesc", call.state)
+        call.caller_number = _caller_id(event.get("CallerIDNum")) or call.caller_number
+        call.caller_name = _caller_id(event.get("CallerIDName")) or call.caller_name
 
     @staticmethod
     def _on_varset(call: _Call, variable: str, value: str) -> None:
@@ -337,10 +322,9 @@ class CallTracker:
             self._call_of_channel.pop(gone, None)
         for event in events:
             uniqueid = event.get("Uniqueid")
-            channel = call.channels.setdefault(uniqueid, _Channel(name=event.get("Channel")))
+            call.channels.setdefault(uniqueid, event.get("Channel"))
             self._call_of_channel[uniqueid] = linkedid
-            self._update_channel(call, uniqueid, channel, event)
-            channel.application = event.get("Application")
+            self._update_channel(call, uniqueid, event)
         if call.first_uniqueid not in call.channels:
             call.first_uniqueid = events[0].get("Uniqueid")
 
@@ -365,7 +349,7 @@ class CallTracker:
             application=call.location[2],
             started_monotonic=call.started_monotonic,
             started_wall=call.started_wall,
-            channels=tuple(channel.name for channel in call.channels.values()),
+            channels=tuple(call.channels.values()),
         )
 
     def _end(self, call: _Call, *, vanished: bool) -> CallEnd:
