@@ -9,11 +9,14 @@ processors: the same format, the same context and the same redaction.
 from __future__ import annotations
 
 import contextvars
+import json as jsonlib
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
@@ -47,32 +50,43 @@ class RedactSecrets:
         # Longest first: a secret that contains another is masked whole, not half.
         self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
         self._secret_keys: dict[str, bool] = {}
+        self._innocent_keys: set[str] = set()  # the keys in _secret_keys known innocent
 
     def __call__(self, _logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
         """Return ``event_dict`` with every credential masked."""
-        # This runs for every line: the common field (a plain value under a known, innocent
-        # key) costs one dict lookup and one type test, and the dict is rebuilt only if a
-        # field had to change.
-        changed: dict[str, Any] | None = None
-        secret_keys = self._secret_keys
+        # This runs for every line. The usual line (keys known innocent, values texts,
+        # numbers or lists of texts) is checked in one pass with no call per field, and its
+        # texts searched for the secrets all at once; any other line goes the careful way.
+        if not self._innocent_keys.issuperset(event_dict):
+            return self._mask(event_dict)
+        texts: list[str] = []
+        keep = texts.append
+        for value in event_dict.values():
+            cls = type(value)
+            if cls is str:
+                keep(value)
+            elif cls is list or cls is tuple:
+                try:
+                    keep("\n".join(value))
+                except TypeError:  # not texts only
+                    return self._mask(event_dict)
+            elif cls not in _PLAIN:
+                return self._mask(event_dict)
+        # A secret in none of the texts joined is in no text (one across a joint only
+        # sends the line the careful way).
+        text = "\n".join(texts)
+        for secret in self._secrets:
+            if secret in text:
+                return self._mask(event_dict)
+        return event_dict
+
+    def _mask(self, event_dict: EventDict) -> EventDict:
+        changed: dict[str, Any] = {}
         for key, value in event_dict.items():
-            # What _field does, inlined for the usual field (a text or a number under a key
-            # already known to be innocent): no call per field.
-            if secret_keys.get(key) is False:
-                cls = value.__class__
-                if cls is str:
-                    masked = self._scrub_text(value)
-                elif cls in _PLAIN:
-                    continue
-                else:
-                    masked = self._scrub(value)
-            else:
-                masked = self._field(key, value)
+            masked = self._field(key, value)
             if masked is not value:
-                if changed is None:
-                    changed = {}
                 changed[key] = masked
-        if changed is None:
+        if not changed:
             return event_dict
         return {key: changed.get(key, value) for key, value in event_dict.items()}
 
@@ -84,6 +98,8 @@ class RedactSecrets:
             known = _SECRET_KEY.search(key) is not None
             if len(self._secret_keys) < self._KEY_CACHE_SIZE:
                 self._secret_keys[key] = known
+                if not known:
+                    self._innocent_keys.add(key)
         return known
 
     def _field(self, key: object, value: Any) -> Any:
@@ -173,16 +189,14 @@ def configure_logging(
     as_json = not out.isatty() if json is None else json
     numeric = logging.getLevelName(level.upper())
     renderer: Processor = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        _json_renderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
     )
     redact = RedactSecrets(secrets)
     structlog.configure(
         processors=[
             *_enrich(),
             # Tracebacks become text here, before redaction, so a secret in one is masked.
-            structlog.processors.format_exc_info,
+            _format_exc_info,
             redact,
             renderer,
         ],
@@ -197,7 +211,7 @@ def configure_logging(
             foreign_pre_chain=[*_enrich(), structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
+                _format_exc_info,
                 redact,
                 renderer,
             ],
@@ -206,7 +220,77 @@ def configure_logging(
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
 
 
+def _format_exc_info(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """structlog's ``format_exc_info``, not called for the usual line, which has no exc_info."""
+    if "exc_info" in event_dict:
+        return structlog.processors.format_exc_info(logger, method, event_dict)
+    return event_dict
+
+
+def _json_renderer() -> Processor:
+    """structlog's ``JSONRenderer(ensure_ascii=False)``: the same JSON, from one encoder made
+    once (``json.dumps`` with arguments makes a new one for every line)."""
+    # JSONRenderer's own fallback for other objects: their __structlog__(), else repr().
+    encode = jsonlib.JSONEncoder(
+        ensure_ascii=False, default=structlog.processors._json_fallback_handler
+    ).encode
+
+    def render(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> str:
+        return encode(event_dict)
+
+    return render
+
+
 def _enrich() -> Iterator[Processor]:
-    yield structlog.contextvars.merge_contextvars
+    yield _merge_contextvars
     yield structlog.processors.add_log_level
-    yield structlog.processors.TimeStamper(fmt="iso", utc=True)
+    yield _utc_timestamper()
+
+
+# Each context variable's log key: "linkedid" for structlog's "structlog_linkedid", None for
+# a variable that is not structlog's (asyncio's, a library's).
+_CONTEXT_KEYS: dict[contextvars.ContextVar[Any], str | None] = {}
+_CONTEXT_KEYS_SIZE = 1024  # variables are made once each: this only guards against misuse
+_PREFIX = structlog.contextvars.STRUCTLOG_KEY_PREFIX
+
+
+def _merge_contextvars(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog's ``merge_contextvars`` (the same keys in the same order), each variable's
+    name read once rather than on every line."""
+    keys = _CONTEXT_KEYS
+    for var, value in contextvars.copy_context().items():
+        try:
+            key = keys[var]
+        except KeyError:
+            name = var.name
+            key = name[len(_PREFIX) :] if name.startswith(_PREFIX) else None
+            if len(keys) < _CONTEXT_KEYS_SIZE:
+                keys[var] = key
+        if key is not None and value is not Ellipsis:
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
+def _utc_timestamper(clock: Callable[[], int] = time.time_ns) -> Processor:
+    """structlog's ``TimeStamper(fmt="iso", utc=True)``, the same text for the same instant
+    (``2026-11-23T01:47:38.123456Z``, no fraction at .000000), the date and time of day
+    formatted once a second rather than for every line.
+
+    ``clock`` gives nanoseconds since the epoch: ``datetime.now`` reads the same clock and
+    floors it to microseconds, as done here.
+    """
+    cache = (-1, "")  # (a second since the epoch, its "YYYY-MM-DDTHH:MM:SS")
+
+    def stamp(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        nonlocal cache
+        second, micro = divmod(clock() // 1000, 1_000_000)
+        cached, prefix = cache  # read once: another thread may replace it
+        if second != cached:
+            # isoformat() of a whole second in UTC: "YYYY-MM-DDTHH:MM:SS+00:00".
+            prefix = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+            cache = (second, prefix)
+        # isoformat() writes no fraction at .000000; "%" is cheaper here than an f-string.
+        event_dict["timestamp"] = "%s.%06dZ" % (prefix, micro) if micro else prefix + "Z"  # noqa: UP031
+        return event_dict
+
+    return stamp

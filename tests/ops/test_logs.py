@@ -164,15 +164,17 @@ def test_redaction_masks_only_what_it_must_and_keeps_the_rest() -> None:
     assert masked["path"] is path
 
 
-def test_a_known_innocent_text_or_number_is_checked_without_a_call(
+def test_a_known_innocent_line_is_checked_without_a_call_per_field(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Every line goes through redaction: once a key is known innocent, its text or number is
-    checked in place (no method call per field), and a secret in that text is still masked."""
+    """Every line goes through redaction: once its keys are known innocent, a line of texts,
+    numbers and lists of texts is checked in one pass (no method call per field), and a
+    secret in one of its texts, or a credential key, is still masked."""
     from ivr.logs import RedactSecrets
 
     redact = RedactSecrets([AMI_SECRET])
-    line = {"event": "call.summary", "route": "queue", "seconds": 0.2, "ticket": None}
+    line = {"event": "call.summary", "route": "queue", "path": ["root"], "seconds": 0.2,
+            "ticket": None}
     assert redact(None, "info", dict(line)) == line  # learns the keys
     calls: list[object] = []
     field = RedactSecrets._field
@@ -183,6 +185,8 @@ def test_a_known_innocent_text_or_number_is_checked_without_a_call(
 
     monkeypatch.setattr(RedactSecrets, "_field", counting)
     assert redact(None, "info", dict(line)) == line
-    leaked = redact(None, "info", {**line, "route": f"x{AMI_SECRET}y", "token": "t"})
-    assert leaked["route"] == f"x{REDACTED}y" and leaked["token"] == REDACTED
-    assert calls == ["token"]
+    assert calls == []
+    leaked = redact(None, "info", {**line, "route": f"x{AMI_SECRET}y"})
+    assert leaked == {**line, "route": f"x{REDACTED}y"}
+    in_path = redact(None, "info", {**line, "path": ["root", AMI_SECRET], "token": "t"})
+    assert in_path == {**line, "path": ["root", REDACTED], "token": REDACTED}
