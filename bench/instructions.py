@@ -2,6 +2,7 @@
 versions of the code that this shared machine's noise does not move.
 
     .venv/bin/python -m bench.instructions [--calls 300] [--loop asyncio|uvloop] [--held 0]
+                                           [--per-thread]
 
 The service runs as in ``python -m bench`` but under ``valgrind --tool=callgrind`` with
 instrumentation off; after a warm-up it is switched on (``callgrind_control``) for ``--calls``
@@ -10,6 +11,9 @@ service (the ticket writer's too) and the C code it runs (the interpreter, SQLit
 kernel-call wrappers), not the time spent in the kernel. Valgrind runs the threads one at a
 time, so the count is the same work whatever the machine does meanwhile; it is not a speed:
 read it as a ratio between two versions, measured by the same command.
+
+``--per-thread`` (callgrind's ``--separate-threads``) also prints each thread's count: the
+event loop's thread, then the ticket writer's.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ async def run_calls(args: argparse.Namespace, out: Path) -> None:
     """Start the service under callgrind, which writes its count to ``out`` at exit."""
     stamps = Stamps()
     under = ("valgrind", "-q", "--tool=callgrind", "--instr-atstart=no",
+             f"--separate-threads={'yes' if args.per_thread else 'no'}",
              f"--callgrind-out-file={out}")  # fmt: skip
     with timed_pbx(stamps):
         async with calls.pbx_and_service(args.loop, under=under, start_s=300) as (pbx, service):
@@ -72,6 +77,7 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="copy callgrind's output here (for callgrind_annotate)"
     )
+    parser.add_argument("--per-thread", action="store_true", help="also count each thread")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("valgrind (with callgrind_control) is needed: apt-get install valgrind")
@@ -79,10 +85,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hotline-callgrind-") as folder:
         out = Path(folder) / "callgrind.out"
         asyncio.run(run_calls(args, out))
-        total = instructions(out)
+        # With --separate-threads callgrind writes one file per thread (out-01, out-02 ...),
+        # the event loop's thread first.
+        files = sorted(Path(folder).glob("callgrind.out-*")) if args.per_thread else [out]
+        counts = [instructions(path) for path in files]
+        total = sum(counts)
         if args.keep:
-            shutil.copyfile(out, args.keep)
+            for path in files:
+                shutil.copyfile(path, f"{args.keep}{path.name.removeprefix('callgrind.out')}")
     print(f"{total / args.calls:,.0f} instructions per call ({args.calls} calls, {args.loop})")
+    if args.per_thread:
+        for path, count in zip(files, counts, strict=True):
+            if not count:
+                continue  # a thread that ran nothing while counting
+            thread = path.name.removeprefix("callgrind.out-")
+            print(f"  thread {thread}: {count / args.calls:,.0f} per call ({count / total:.0%})")
 
 
 if __name__ == "__main__":
