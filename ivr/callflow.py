@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -75,6 +77,7 @@ class _CallState:
     transfer: department.TransferResult | None = None
     ticket_submitted: bool = False
     provisional: asyncio.Future[bool] | None = None
+    sla: tuple[str, datetime] | None = None  # (urgency, sla_due) of the last ticket built
 
 
 def _local_id() -> str:
@@ -102,6 +105,7 @@ class CallHandler:
         self._backend = backend
         self._clock = clock
         self._log = structlog.get_logger("ivr.call")
+        self._commit_waits = _BoundedWaits(_TICKET_COMMIT_WAIT_S)
 
     async def __call__(self, session: AgiSession) -> None:
         """Serve one call; never raises for the caller's or Asterisk's doing."""
@@ -165,15 +169,15 @@ class CallHandler:
         if not state.ticket_submitted:
             self._submit_ticket(plan, walk, state)
         elapsed = time.monotonic() - state.started_monotonic
-        self._metrics.agi_session_seconds.observe(elapsed)
-        metrics.child(metrics.calls, line.number, state.disposition.value).inc()
+        metrics.agi_session_seconds.observe(elapsed)
+        metrics.child(metrics.calls, line.number, state.disposition._value_).inc()
         log.info(
             "call.summary",
             path=list(walk.path),
-            route=state.route.kind.value if state.route else None,
+            route=state.route.kind._value_ if state.route else None,
             target=state.route.target if state.route else None,
-            reason=state.route.reason.value if state.route else None,
-            disposition=state.disposition.value,
+            reason=state.route.reason._value_ if state.route else None,
+            disposition=state.disposition._value_,
             ticket=ticket_id_for(state.linkedid),
             seconds=round(elapsed, 3),
         )
@@ -210,7 +214,7 @@ class CallHandler:
                 state.route = step.route
                 await self._emergency(session, plan, walk, step.route, state, key_at, log)
                 return
-            self._metrics.key_to_command_seconds.observe(time.perf_counter() - key_at)
+            metrics.key_to_command_seconds.observe(time.perf_counter() - key_at)
         assert isinstance(step, Done)
         state.route = step.route
         for prompt in step.announce:
@@ -321,7 +325,7 @@ class CallHandler:
         # of it; a store that is slow or down delays the caller by a bounded moment at most.
         committed = self._submit_ticket(plan, walk, state)
         # A failure is counted by _count_ticket; it does not change the caller's route.
-        await _settled_within(committed, _TICKET_COMMIT_WAIT_S)
+        await self._commit_waits.settled_within(committed)
         await self._set_route(session, route_value, target, state)
 
     async def _set_route(
@@ -368,10 +372,11 @@ class CallHandler:
     ) -> Ticket:
         line = state.line
         route = state.route
-        request_kind = route.request_kind.value if route else line.request_kind.value
-        urgency = route.urgency.value if route else line.urgency.value
+        # _value_, not .value: the same string without the enum's Python-level descriptor.
+        request_kind = route.request_kind._value_ if route else line.request_kind._value_
+        urgency = route.urgency._value_ if route else line.urgency._value_
         handoff = state.handoff
-        extra = {"dialplan": plan.version, "route_reason": route.reason.value if route else ""}
+        extra = {"dialplan": plan.version, "route_reason": route.reason._value_ if route else ""}
         route_target = route.target if route else ""
         if state.transfer is not None:
             extra["transfer_result"] = state.transfer.last_status
@@ -387,8 +392,8 @@ class CallHandler:
             ivr_path=tuple(walk.path),
             request_kind=request_kind,
             urgency=urgency,
-            sla_due=sla_due(urgency, state.started_at),
-            route_kind=route.kind.value if route else "",
+            sla_due=self._sla_due(state, urgency),
+            route_kind=route.kind._value_ if route else "",
             route_target=route_target,
             disposition=state.disposition if disposition is None else disposition,
             started_at=state.started_at,
@@ -401,6 +406,17 @@ class CallHandler:
             extra=extra,
         )
 
+    @staticmethod
+    def _sla_due(state: _CallState, urgency: str) -> datetime:
+        """``sla_due`` of the call's start, computed once per urgency: the provisional and the
+        final ticket of a call almost always share it."""
+        cached = state.sla
+        if cached is not None and cached[0] == urgency:
+            return cached[1]
+        due = sla_due(urgency, state.started_at)
+        state.sla = (urgency, due)
+        return due
+
     def _count_ticket(self, future: Any) -> None:
         if future.cancelled() or future.exception() is not None:
             result = "failed"
@@ -409,26 +425,63 @@ class CallHandler:
         self._metrics.child(self._metrics.tickets, self._backend, result).inc()
 
 
-async def _settled_within(future: asyncio.Future[Any], seconds: float) -> None:
-    """Wait until ``future`` is done or ``seconds`` have passed, whichever comes first; the
-    future is never cancelled. What ``wait_for(shield(future))`` does, with one future and one
-    timer instead of a shield, a waiter and their callbacks."""
-    if future.done():
-        return
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
+class _BoundedWaits:
+    """Waits for futures, each until it is done or ``seconds`` have passed, whichever comes
+    first; a future is never cancelled. What ``wait_for(shield(future), seconds)`` does, with
+    one timer for all the calls waiting rather than a timer (and a shield) each.
 
-    def wake(_: object = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
+    Every wait has the same bound, so deadlines come in the order the waits start: a deque
+    holds them, and the one timer, armed at the oldest deadline, wakes every overdue waiter
+    and re-arms itself at the next. A wait that ended early stays in the deque, done, until
+    its deadline passes; the timer then drops it.
+    """
 
-    timer = loop.call_later(seconds, wake)
-    future.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        future.remove_done_callback(wake)
+    __slots__ = ("_loop", "_seconds", "_timer", "_waiting")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def settled_within(self, future: asyncio.Future[Any]) -> None:
+        """Return once ``future`` is done or after the bound, whichever comes first."""
+        if future.done():
+            return
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # the first wait, or a new loop (tests): start afresh
+            self._loop, self._timer = loop, None
+            self._waiting.clear()
+        waiter: asyncio.Future[None] = loop.create_future()
+        deadline = loop.time() + self._seconds
+        self._waiting.append((deadline, waiter))
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
+        wake = partial(_settle, waiter)
+        future.add_done_callback(wake)
+        try:
+            await waiter
+        finally:
+            future.remove_done_callback(wake)
+
+    def _expire(self) -> None:
+        loop, waiting = self._loop, self._waiting
+        assert loop is not None
+        self._timer = None
+        now = loop.time()
+        while waiting:
+            deadline, waiter = waiting[0]
+            if deadline > now:
+                self._timer = loop.call_at(deadline, self._expire)
+                return
+            waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _settle(waiter: asyncio.Future[None], _: object = None) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _consume(future: asyncio.Future[bool]) -> None:

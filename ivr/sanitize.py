@@ -18,13 +18,19 @@ _UNKNOWN = {"", "unknown", "<unknown>", "anonymous"}
 _ID = re.compile(r"\d{1,20}\.\d{1,12}")
 # Punctuation seen in real names: 欧阳·娜娜, O'Brien, Zhang (Mr), 张（先生）, St.-Pierre.
 _NAME_PUNCTUATION = set(" ·.-'()（）,，")
+# What the per-character rules keep of an ASCII string, done in C: ASCII letters and digits
+# are the only ASCII characters of categories L, M and N, and NFC leaves ASCII unchanged.
+_NOT_DIAL = re.compile(r"[^0-9+*#]")  # [0-9] is ASCII only, unlike \d
+_NOT_ASCII_NAME = re.compile(r"[^A-Za-z0-9 .\-'(),]")
 
 
 def caller_number(raw: str) -> str:
     """Digits and the dial characters ``+ * #`` only, at most 32; "" for unknown."""
     if raw.strip().lower() in _UNKNOWN:
         return ""
-    return "".join(ch for ch in raw if ch in "0123456789+*#")[:MAX_NUMBER_LENGTH]
+    if raw.isdigit() and raw.isascii():  # the usual number: nothing to drop
+        return raw[:MAX_NUMBER_LENGTH]
+    return _NOT_DIAL.sub("", raw)[:MAX_NUMBER_LENGTH]
 
 
 def caller_name(raw: str) -> str:
@@ -35,6 +41,8 @@ def caller_name(raw: str) -> str:
     """
     if raw.strip().lower() in _UNKNOWN:
         return ""
+    if raw.isascii():
+        return " ".join(_NOT_ASCII_NAME.sub("", raw).split())[:MAX_NAME_LENGTH]
     kept = []
     for ch in unicodedata.normalize("NFC", raw):
         category = unicodedata.category(ch)

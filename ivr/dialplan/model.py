@@ -183,13 +183,16 @@ def _clock(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+_NUMBER_NOISE = str.maketrans("", "", " -()\t")
+
+
 def normalise_number(number: str) -> str:
     """A number without spaces, dashes and the country code +86 / 0086.
 
     Area codes are not dropped here: that needs the configured numbers
     (see :meth:`Dialplan.line_for`).
     """
-    cleaned = "".join(ch for ch in number if ch not in " -()\t")
+    cleaned = number.translate(_NUMBER_NOISE)
     for prefix in ("+86", "0086"):
         if cleaned.startswith(prefix):
             return cleaned[len(prefix) :]

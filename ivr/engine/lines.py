@@ -43,18 +43,28 @@ _ORDER = tuple(f.name for f in fields(LineSources))
 
 def detect_line(plan: Dialplan, sources: LineSources) -> LineMatch:
     """The line a call belongs to: a legacy line first, then the main line, else the main line."""
-    named: list[tuple[str, str, Line]] = []
-    for source in _ORDER:
-        number = getattr(sources, source).strip()
+    first: LineMatch | None = None
+    main_line = plan.main_line
+    values = (
+        sources.hotline_dialed,
+        sources.redirecting_from,
+        sources.rdnis,
+        sources.dnid,
+        sources.extension,
+    )  # in the order of _ORDER
+    for source, raw in zip(_ORDER, values, strict=True):
+        if not raw:
+            continue
+        number = raw.strip()
         if number.lower() in _ABSENT:
             continue
         line = plan.line_for(number)
-        if line is not None:
-            named.append((source, number, line))
-    for source, number, line in named:
-        if line.number != plan.main_line:
+        if line is None:
+            continue
+        if line.number != main_line:  # a legacy line named anywhere wins
             return LineMatch(line, source, number)
-    if named:
-        source, number, line = named[0]
-        return LineMatch(line, source, number)
-    return LineMatch(plan.main, "default", plan.main_line)
+        if first is None:
+            first = LineMatch(line, source, number)
+    if first is not None:
+        return first
+    return LineMatch(plan.main, "default", main_line)
