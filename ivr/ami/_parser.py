@@ -28,11 +28,6 @@ _LEGACY_END_MAX = 24  # longest match of _LEGACY_END, to rescan across reads
 _LEGACY_HEADERS = frozenset({"response", "privilege", "actionid", "commandid"})
 
 
-def _split_crlf(data: bytes) -> list[bytes]:
-    """``data`` cut at Asterisk's blank lines (``\\r\\n\\r\\n``), each message keeping its "\\r"."""
-    return data.split(b"\n\r\n")
-
-
 class AmiMessage:
     """One AMI message (a response or an event), headers in wire order, duplicates kept.
 
@@ -98,14 +93,8 @@ class AmiMessage:
         # one string per name (names are compared many times on their way).
         if block.startswith(b"Event: "):
             end = block.find(b"\n")
-            if end < 0:
-                end = len(block)
-            raw_name = block[7 : end - 1 if block[end - 1] == _CR else end]
-            event = _EVENT_NAMES.get(raw_name)
-            if event is None:
-                event = raw_name.decode("utf-8", errors="replace")
-                if len(_EVENT_NAMES) < _MAX_EVENT_NAMES:
-                    _EVENT_NAMES[raw_name] = event
+            line = block[:end] if end >= 0 else block
+            event = _EVENT_NAMES.get(line) or _event_name(line)
         else:
             event = message.get("Event")
         _set_event(message, event)
@@ -187,7 +176,12 @@ class AmiMessage:
                     end = lower.find(b"\n", start) - 1
                     if raw[end - 1] == 13:  # "\r"
                         end -= 1
-                    return raw[start:end].decode("utf-8", "replace")
+                    value = raw[start:end]
+                    try:
+                        # UTF-8 without arguments to parse; invalid bytes are rare.
+                        return value.decode()
+                    except UnicodeDecodeError:
+                        return value.decode("utf-8", "replace")
         return self._index().get(key.lower(), default)
 
     def get_all(self, key: str) -> tuple[str, ...]:
@@ -256,15 +250,25 @@ def _needle(key: str) -> bytes | None:
 #: The needles :func:`_needle` made, for :meth:`AmiMessage.get` to look up before calling it:
 #: a dict lookup costs less than a call, and ``get`` runs several times an event.
 _NEEDLES: dict[str, bytes] = {}
-#: Event names read so far, by their bytes: one string per name, made once.
+#: Event names read so far, by their message's first line (``Event: name``, with the "\r"
+#: of its line end if it has one): one string per name, made once.
 _EVENT_NAMES: dict[bytes, str] = {}
+_MAX_EVENT_LINE = 128  # longer first lines are not kept (no Asterisk event name is that long)
 _MAX_EVENT_NAMES = 1024  # Asterisk has ~200 event names; more means a peer inventing them
 # The two letters whose lower case is ASCII (K, i): they would hide a key from a search in
 # ASCII-lowered bytes.
 _KELVIN = "\u212a".encode()
 _DOTTED_I = "\u0130".encode()
 _SPACE = ord(" ")
-_CR = ord("\r")
+
+
+def _event_name(line: bytes) -> str:
+    """The event name of a message's first line ``Event: name`` (its line end's "\\r" kept,
+    its "\\n" not), remembered in :data:`_EVENT_NAMES`."""
+    event = line[7 : -1 if line.endswith(b"\r") else None].decode("utf-8", errors="replace")
+    if len(_EVENT_NAMES) < _MAX_EVENT_NAMES and len(line) <= _MAX_EVENT_LINE:
+        _EVENT_NAMES[line] = event
+    return event
 
 
 def _split_line(line: str) -> tuple[str, str] | None:
@@ -324,6 +328,40 @@ def parse_legacy_follows(block: bytes | bytearray) -> AmiMessage:
     return AmiMessage.from_pairs(tuple(pairs))
 
 
+def _read_crlf(data: bytes, messages: list[AmiMessage]) -> None:
+    """Append to ``messages`` those of ``data``: whole messages, each ended by "\\n\\r\\n"
+    (no "\\n\\n" in it).
+
+    :meth:`AmiMessage._from_block` for each, inlined for an event that starts with its name
+    and has no key to hide (see there): ``data`` is lowered once, and such a message's
+    lowered bytes, with their "\\n" on either side, are a slice of it.
+    """
+    # A block starts at ``at`` in ``data``, at + 1 in ``lowered``; the byte before it there is
+    # the "\n" that ends the previous separator, or the leading one, and the one after it the
+    # "\n" that starts its own separator (``data`` ends with one).
+    lowered = b"\n" + data.lower()
+    at = 0
+    new = AmiMessage.__new__
+    append = messages.append
+    for block in data.split(b"\n\r\n"):
+        size = len(block)
+        if block.startswith(b"Event: ") and (
+            block.isascii() or (_KELVIN not in block and _DOTTED_I not in block)
+        ):
+            message = new(AmiMessage)
+            _set_raw(message, block)
+            _set_lower(message, lowered[at : at + size + 2])
+            end = block.find(b"\n")
+            line = block[:end] if end >= 0 else block
+            _set_event(message, _EVENT_NAMES.get(line) or _event_name(line))
+            append(message)
+        elif block:
+            other = AmiMessage._from_block(block.lstrip(b"\r\n"))
+            if other is not None:
+                append(other)
+        at += size + 3
+
+
 def _complete_end(buffer: bytearray) -> int:
     """Where the last separator (``\\r?\\n\\r?\\n``) in ``buffer`` ends; 0 if there is none."""
     crlf = buffer.rfind(b"\n\r\n")
@@ -374,11 +412,13 @@ class AmiParser:
                     # A blank line ends a message: split after a line's "\n", so each
                     # message keeps its last line's "\r" (the lookups drop it). Asterisk
                     # writes "\r\n\r\n" only; "\n\n" means other line ends somewhere.
-                    split = _BLANK_LINE.split if b"\n\n" in data else _split_crlf
-                    for block in split(data):
-                        message = AmiMessage._from_block(block.lstrip(b"\r\n"))
-                        if message is not None:
-                            messages.append(message)
+                    if b"\n\n" in data:
+                        for block in _BLANK_LINE.split(data):
+                            message = AmiMessage._from_block(block.lstrip(b"\r\n"))
+                            if message is not None:
+                                messages.append(message)
+                    else:
+                        _read_crlf(data, messages)
                 # Stray line ends after the last message carry nothing, as in the loop below.
                 stray = 0
                 while stray < len(buffer) and buffer[stray] in b"\r\n":

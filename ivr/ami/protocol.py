@@ -306,7 +306,7 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
             # keys them so): dispatched as it is, with no panoramisk Message made for it.
             if self.responses and ("actionid" in message or "commandid" in message):
                 self.handle_message(ParsedMessage(message))
-            elif message.is_event:
+            elif message.event or message.is_event:  # is_event, its common case first
                 self._dispatch(message, None)
             if self.closed:
                 return
@@ -356,7 +356,16 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         name = event.event
         if message is not None:
             message.manager = factory
-        for callbacks in self._callbacks_for(factory, name):
+        # _callbacks_for's table read inlined: this runs for every event.
+        patterns: list[Any] = factory.patterns
+        matching = (
+            self._matching.get(name)
+            if patterns is self._matching_for and len(patterns) == self._matching_count
+            else None
+        )
+        if matching is None:
+            matching = self._callbacks_for(factory, name)
+        for callbacks in matching:
             for callback in callbacks:
                 try:
                     if type(callback) is EventSubscription:
