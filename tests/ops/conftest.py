@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 
 # The service and simulated PBX on loopback, exactly as the integration tests run them.
 # (Each fixture the `hotline` fixture needs is imported too, so pytest finds it here.)
@@ -20,6 +23,18 @@ __all__ = [
 ]
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
+
+
+@pytest.fixture
+def reset_logging() -> Iterator[None]:
+    """For a test that configures logging itself: the defaults back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 RULES = DEPLOY / "prometheus" / "hotline-rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "hotline-dashboard.json"
 

@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,16 +20,8 @@ from .conftest import Hotline
 AMI_SECRET = "s3cr3t-ami-Zq81"
 
 
-@pytest.fixture(autouse=True)
-def _reset_logging() -> Iterator[None]:
-    """Each test configures logging itself; restore the defaults afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# Each test configures logging itself: the defaults come back afterwards.
+pytestmark = pytest.mark.usefixtures("reset_logging")
 
 
 @pytest.fixture

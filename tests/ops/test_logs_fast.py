@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
@@ -37,15 +37,8 @@ TOKEN = "adm1n\"tok\\en"  # JSON escapes both quote and backslash: masked all th
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def _reset_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# Each test configures logging itself: the defaults come back afterwards.
+pytestmark = pytest.mark.usefixtures("reset_logging")
 
 
 # --- timestamps -------------------------------------------------------------------------
