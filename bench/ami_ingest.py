@@ -6,7 +6,7 @@ repeated), fed in 64 KiB reads as a socket delivers them:
 - ``ours``: :class:`~ivr.ami.protocol.AmiProtocol` on a real socket transport, with the link's
   panoramisk ``Manager`` registry, the ``*`` subscription the service makes, the events counter,
   :class:`~ivr.ami.tracker.CallTracker` (call tracking on) and the queue figures, each given
-  only the events it reads, as ``ivr.app`` wires them;
+  only the events it reads: ``ivr.app.event_consumers``, the service's own handler;
 - ``parser``: :class:`~ivr.ami._parser.AmiParser` alone;
 - ``panoramisk``: panoramisk's own framing (split on the blank line) and
   ``Message.from_line`` over the same events, the baseline.
@@ -24,11 +24,11 @@ from panoramisk import utils as panoramisk_utils
 from panoramisk.message import Message
 from prometheus_client import CollectorRegistry
 
-from ivr.ami._parser import AmiMessage, AmiParser
+from ivr.ami._parser import AmiParser
 from ivr.ami.link import AmiLink
 from ivr.ami.protocol import AmiProtocol
-from ivr.ami.queues import QUEUE_EVENTS, QueueStats
-from ivr.ami.tracker import TRACKED_EVENTS, CallTracker
+from ivr.ami.tracker import CallEnd, CallTracker
+from ivr.app import event_consumers
 from ivr.metrics import Metrics
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
@@ -61,28 +61,13 @@ def chunks(data: bytes) -> Iterator[bytes]:
 
 async def ingest_ours(data: bytes) -> tuple[float, int]:
     """Seconds to ingest ``data`` through the service's AMI path; returns (seconds, events seen)."""
-    metrics = Metrics(CollectorRegistry())
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
     tracker = CallTracker("bench")
-    queues = QueueStats()
     link = AmiLink(host="127.0.0.1", port=5038, username="bench", secret="bench", node="bench")
-    seen = 0  # also the events counter, read at scrape time as ivr.app's is
-    metrics.ami_events.read(lambda: seen, node="bench")
-    # As ivr.app's handler: every event counted, then given to the consumers of its name only.
-    consumers: dict[str, Callable[[AmiMessage], object]] = {}
-    for name in TRACKED_EVENTS | QUEUE_EVENTS:
-        tracked, queued = name in TRACKED_EVENTS, name in QUEUE_EVENTS
-        if tracked and queued:
-            consumers[name] = lambda event: (tracker.apply(event), queues.apply(event))
-        else:
-            consumers[name] = tracker.apply if tracked else queues.apply
-
-    def on_event(event: AmiMessage) -> None:
-        nonlocal seen
-        seen += 1
-        consumer = consumers.get(event.event)
-        if consumer is not None:
-            consumer(event)
-
+    ended: list[CallEnd] = []  # the service gives these to its abandoned-call tickets
+    # ivr.app's own handler: every event counted, then given to the consumers of its name.
+    on_event = event_consumers(metrics, tracker, ended.append, "bench")
     link.subscribe("*", on_event)
     protocol = AmiProtocol(factory=link.manager)
     ours, theirs = socket.socketpair()
@@ -104,7 +89,9 @@ async def ingest_ours(data: bytes) -> tuple[float, int]:
         transport.close()
     finally:
         theirs.close()
-    return elapsed, seen
+    # The events the handler counted, as Prometheus would scrape them.
+    seen = registry.get_sample_value("hotline_ami_events_total", {"node": "bench"})
+    return elapsed, int(seen or 0)
 
 
 def ingest_parser(data: bytes) -> tuple[float, int]:
