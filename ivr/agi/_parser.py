@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 
 from ivr.agi.errors import AgiProtocolError
 
@@ -25,6 +25,8 @@ _ENV_KEY: Final = re.compile(r"agi_[A-Za-z0-9_]+")
 _EXTRA_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A whole environment block of well-formed lines, without its closing blank line.
 _ENV_LINES: Final = re.compile(r"(?:agi_[A-Za-z0-9_]+: [^\n]*\n)+")
+# The usual reply: ``200 result=<number>``, with ``endpos=<offset>`` after a sound file.
+_USUAL_REPLY: Final = re.compile(rb"200 result=(-?[0-9]*)(?: endpos=([0-9]+))?\n")
 # A usage text is a few lines; a peer that never ends one must not grow our memory without bound.
 _MAX_USAGE_LINES: Final = 64
 
@@ -43,25 +45,34 @@ class AgiEnvironment(Mapping[str, str]):
     """The ``agi_*`` variables Asterisk sends when a FastAGI call starts, read-only.
 
     It is a mapping of the full keys (``"agi_channel"``) to their values; the properties give
-    the common ones, ``""`` when Asterisk did not send the key.
+    the common ones, ``""`` when Asterisk did not send the key. The keys and their order are
+    shared by the calls whose blocks have the same keys (see :class:`_Layout`): a call keeps
+    only its values.
     """
 
-    _values: Mapping[str, str]
+    _index: Mapping[str, int]  # each key's position in _items
+    _items: tuple[str, ...]
+
+    @classmethod
+    def of(cls, values: Mapping[str, str]) -> AgiEnvironment:
+        """The environment of ``values``, keys in their order."""
+        return cls({key: at for at, key in enumerate(values)}, tuple(values.values()))
 
     def __getitem__(self, key: str) -> str:
-        return self._values[key]
+        return self._items[self._index[key]]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
+        return iter(self._index)
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._items)
 
     def __repr__(self) -> str:
-        return f"AgiEnvironment({dict(self._values)!r})"
+        return f"AgiEnvironment({dict(self)!r})"
 
     def _get(self, name: str) -> str:
-        return self._values.get("agi_" + name, "")
+        at = self._index.get("agi_" + name)
+        return "" if at is None else self._items[at]
 
     @property
     def channel(self) -> str:
@@ -127,9 +138,42 @@ class AgiEnvironment(Mapping[str, str]):
     def args(self) -> tuple[str, ...]:
         """The script arguments ``agi_arg_1`` .. ``agi_arg_N``, in order."""
         found: list[str] = []
-        while (value := self._values.get(f"agi_arg_{len(found) + 1}")) is not None:
-            found.append(value)
+        while (at := self._index.get(f"agi_arg_{len(found) + 1}")) is not None:
+            found.append(self._items[at])
         return tuple(found)
+
+
+class _Layout:
+    """The keys of an environment block in their order, shared by the calls that send them.
+
+    Asterisk sends the same keys in the same order for every call that runs the same
+    ``AGI()``: once a block's keys are known good, a block of as many lines is read by
+    checking that each line starts with its key, not by parsing each line.
+    """
+
+    __slots__ = ("index", "prefix_chars", "prefixes")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        keys = tuple(map(sys.intern, keys))
+        # A plain dict, read-only by convention: each call reads it a dozen times.
+        self.index: dict[str, int] = {key: at for at, key in enumerate(keys)}
+        self.prefixes = tuple([f"{key}: " for key in keys])
+        self.prefix_chars = sum(map(len, self.prefixes))
+
+    @staticmethod
+    def remember(keys: tuple[str, ...]) -> _Layout:
+        """The layout of ``keys`` (well-formed, distinct), kept for blocks of as many lines."""
+        layout = _LAYOUTS.get(len(keys))
+        if layout is None or tuple(layout.index) != keys:
+            if len(_LAYOUTS) >= _MAX_LAYOUTS:  # a peer sending ever other blocks
+                _LAYOUTS.clear()
+            layout = _LAYOUTS[len(keys)] = _Layout(keys)
+        return layout
+
+
+#: The last layout seen per number of lines.
+_LAYOUTS: dict[int, _Layout] = {}
+_MAX_LAYOUTS = 64
 
 
 class EnvironmentParser:
@@ -160,7 +204,7 @@ class EnvironmentParser:
                 raise AgiProtocolError("empty AGI environment")
             # Hand the dict over, so that a later feed cannot change the environment returned.
             values, self._values = self._values, {}
-            return AgiEnvironment(values)
+            return AgiEnvironment.of(values)
         key, sep, value = text.partition(": ")
         if not sep or _ENV_KEY.fullmatch(key) is None:
             raise AgiProtocolError(f"not an AGI environment line: {text[:80]!r}")
@@ -171,30 +215,43 @@ class EnvironmentParser:
         self._values[sys.intern(key)] = value
         return None
 
-    def feed_block(self, lines: list[bytes]) -> AgiEnvironment | None:
-        """Take several lines at once; the same environment, or the same error, as feeding
-        them one by one with :meth:`feed_line`.
+    def feed_block(self, block: bytes) -> AgiEnvironment | None:
+        """Take several whole lines at once (each ending in ``\\n``); the same environment, or
+        the same error, as feeding them one by one with :meth:`feed_line`.
 
         A whole block of well-formed lines (the usual case: Asterisk writes it in one go) is
         decoded and checked at once rather than line by line; anything else (CRLF line ends,
         a bad or repeated line, a block started earlier) takes the line-by-line path.
         """
-        block = b"".join(lines)
         if (
             not self._values
             and block.endswith(b"\n\n")
             and b"\r" not in block
             and self._seen_bytes + len(block) <= self._max_bytes
         ):
-            text = block[:-1].decode("utf-8", errors="replace")
-            if _ENV_LINES.fullmatch(text) is not None:
-                pairs = [line.partition(": ") for line in text[:-1].split("\n")]
-                values = {sys.intern(key): value for key, _sep, value in pairs}
-                if len(values) == len(pairs):  # else a repeated key: its own error below
+            text = block[:-2].decode("utf-8", errors="replace")
+            lines_text = text.split("\n")
+            layout = _LAYOUTS.get(len(lines_text))
+            if layout is not None:
+                # The usual block: the keys of the last one with as many lines. Each line
+                # loses its "key: " in C code; all of them did exactly when the values
+                # are that much shorter in all (a line without its prefix loses nothing).
+                values = tuple(map(str.removeprefix, lines_text, layout.prefixes))
+                if sum(map(len, values)) == len(text) + 1 - len(values) - layout.prefix_chars:
                     self._seen_bytes += len(block)
-                    return AgiEnvironment(values)
+                    return AgiEnvironment(layout.index, values)
+            if _ENV_LINES.fullmatch(text + "\n") is not None:
+                pairs = [line.partition(": ") for line in lines_text]
+                keys = tuple([key for key, _sep, _value in pairs])
+                if len(set(keys)) == len(keys):  # else a repeated key: its own error below
+                    layout = _Layout.remember(keys)
+                    self._seen_bytes += len(block)
+                    return AgiEnvironment(layout.index, tuple([value for *_, value in pairs]))
+        if not block.endswith(b"\n"):
+            raise ValueError("feed_block: a block ends with a whole line")
+        lines = block[:-1].split(b"\n")
         for index, line in enumerate(lines):
-            environment = self.feed_line(line)
+            environment = self.feed_line(line + b"\n")
             if environment is not None:
                 if index != len(lines) - 1:
                     raise ValueError("feed_block: lines after the environment's blank line")
@@ -218,20 +275,22 @@ def parse_environment(block: bytes) -> AgiEnvironment:
     raise AssertionError("unreachable: the block was given its closing blank line")
 
 
-@dataclass(frozen=True, slots=True)
-class AgiReply:
+class AgiReply(NamedTuple):
     """One reply of Asterisk to one command.
 
     ``result`` is the text after ``result=`` (may be empty: ``200 result= (timeout)``); ``data``
     the text in parentheses (``96119`` in ``200 result=1 (96119)``), or None; ``extras`` the
     ``key=value`` words after them (``endpos``); ``text`` everything after the code (the usage
     text of a 520, lines joined by ``\\n``); ``is_hangup`` is true for the bare ``HANGUP`` line.
+
+    A named tuple, immutable: one is made for every reply of every call, and it costs a third
+    of what a frozen dataclass does to make.
     """
 
     code: int
     result: str = ""
     data: str | None = None
-    extras: Mapping[str, str] = field(default_factory=lambda: _NO_EXTRAS, hash=False)
+    extras: Mapping[str, str] = _NO_EXTRAS
     text: str = ""
     is_hangup: bool = False
 
@@ -239,6 +298,10 @@ class AgiReply:
     def ok(self) -> bool:
         """True for a ``200`` reply."""
         return self.code == 200
+
+    def __hash__(self) -> int:
+        # ``extras`` is a read-only dict, which has no hash: equal replies hash alike without it.
+        return hash((self.code, self.result, self.data, self.text, self.is_hangup))
 
 
 HANGUP_REPLY: Final = AgiReply(code=HANGUP_CODE, text="HANGUP", is_hangup=True)
@@ -321,6 +384,15 @@ class AgiReplyParser:
     def feed_line(self, line: bytes) -> AgiReply | None:
         """Take one line; return the reply it completes, or None inside a multi-line reply."""
         if self._code is None:
+            usual = _USUAL_REPLY.fullmatch(line)
+            if usual is not None:
+                # What the general path below makes of it, with one match instead of a
+                # dozen string operations: most replies of most calls look like this.
+                result, endpos = usual.groups()
+                extras = _NO_EXTRAS
+                if endpos is not None:
+                    extras = MappingProxyType({"endpos": endpos.decode()})
+                return AgiReply(200, result.decode(), None, extras, line[4:-1].decode())
             text = _decode_line(line)
             code = _parse_code(text)
             if code is not None and text[3:4] == "-":

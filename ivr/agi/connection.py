@@ -30,6 +30,7 @@ class AgiConnection(asyncio.Protocol):
 
     __slots__ = (
         "_buffer",
+        "_complete",
         "_drain_waiter",
         "_eof",
         "_error",
@@ -52,6 +53,9 @@ class AgiConnection(asyncio.Protocol):
         self._line_limit = line_limit
         self._buffer = b""
         self._lines: deque[bytes] = deque()
+        # Whole lines that came several to a read, not yet split: they follow ``_lines``. An
+        # environment block is taken from here whole, never split into lines and joined again.
+        self._complete = b""
         self._eof = False
         self._lost = False
         self._error: BaseException | None = None
@@ -81,7 +85,7 @@ class AgiConnection(asyncio.Protocol):
         buffer = self._buffer + data if self._buffer else data
         end = buffer.rfind(b"\n")
         limit = self._line_limit
-        if end >= 0 and end == len(buffer) - 1 and buffer.find(b"\n") == end:
+        if end >= 0 and end == len(buffer) - 1 and buffer.find(b"\n") == end and not self._complete:
             # Exactly one whole line, as a reply to a command almost always arrives: no split.
             if end > limit:
                 self._fail(LineTooLong(f"line over {limit} bytes"))
@@ -89,12 +93,13 @@ class AgiConnection(asyncio.Protocol):
             self._lines.append(buffer)
             buffer = b""
         elif end >= 0:
-            # Split at "\n" only, as readline does (bytes.splitlines would split at "\r" too).
-            parts = buffer[:end].split(b"\n")
-            if max(map(len, parts)) > limit:
+            # Kept whole until read; only its lines' lengths are checked now (none can be over
+            # the limit if all of it is not).
+            whole = buffer[: end + 1]
+            if len(whole) > limit and max(map(len, whole[:-1].split(b"\n"))) > limit:
                 self._fail(LineTooLong(f"line over {limit} bytes"))
                 return
-            self._lines.extend([part + b"\n" for part in parts])
+            self._complete += whole
             buffer = buffer[end + 1 :]
         self._buffer = buffer
         if len(buffer) > limit:
@@ -135,7 +140,7 @@ class AgiConnection(asyncio.Protocol):
     def next_line(self) -> bytes | None:
         """The next complete line; at end of stream the rest (``b""`` if none); None when a
         line has yet to arrive. Raises the connection's error, if it has one."""
-        if self._lines:
+        if self._lines or self._split_complete():
             return self._lines.popleft()
         if self._error is not None:
             raise self._error
@@ -144,14 +149,33 @@ class AgiConnection(asyncio.Protocol):
             return rest
         return None
 
-    def take_block(self) -> list[bytes] | None:
+    def take_block(self) -> bytes | None:
         """The complete lines up to and including the first blank one (an environment block),
-        taken off together; None, and nothing taken, while no blank line has arrived."""
+        taken off together as one run of bytes; None, and nothing taken, while no blank line
+        has arrived."""
+        complete = self._complete
+        if not self._lines and complete:
+            # The usual case: the whole block came in one read, "\n" line ends only.
+            end = complete.find(b"\n\n")
+            if end >= 0 and not complete.startswith(b"\n") and b"\r" not in complete[:end]:
+                self._complete = complete[end + 2 :]
+                return complete[: end + 2]
+        self._split_complete()
         lines = self._lines
         for index, line in enumerate(lines):
             if line == b"\n" or line == b"\r\n":
-                return [lines.popleft() for _ in range(index + 1)]
+                return b"".join([lines.popleft() for _ in range(index + 1)])
         return None
+
+    def _split_complete(self) -> bool:
+        """Move the unsplit whole lines to ``_lines``, split at "\\n" only as readline does
+        (``bytes.splitlines`` would split at "\\r" too); whether there were any."""
+        complete = self._complete
+        if not complete:
+            return False
+        self._complete = b""
+        self._lines.extend([part + b"\n" for part in complete[:-1].split(b"\n")])
+        return True
 
     def readable(self) -> asyncio.Future[None]:
         """A future done when :meth:`next_line` has something to say."""
@@ -168,7 +192,9 @@ class AgiConnection(asyncio.Protocol):
         """Call ``callback`` whenever lines (or an error, or end of stream) arrive and no
         reader waits; None stops it. Lines already here are announced at once."""
         self._on_lines = callback
-        if callback is not None and (self._lines or self._eof or self._error is not None):
+        if callback is not None and (
+            self._lines or self._complete or self._eof or self._error is not None
+        ):
             callback()
 
     def set_exception(self, exc: BaseException) -> None:
@@ -179,7 +205,7 @@ class AgiConnection(asyncio.Protocol):
         if self._error is None:
             self._error = exc
         self._lines.clear()
-        self._buffer = b""
+        self._complete = self._buffer = b""
         self._wake()
 
     def _wake(self) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr.agi.connection import AgiConnection, LineTooLong
 
@@ -103,3 +105,38 @@ def test_one_whole_line_is_taken_as_it_came() -> None:
     connection.data_received(b"x" * 101 + b"\n")
     with pytest.raises(LineTooLong):
         connection.next_line()
+
+
+# Environment-like data: lines, blank lines ("\n" or "\r\n"), "\r" inside values.
+_DATA = st.lists(
+    st.sampled_from([b"agi_channel: SIP/x\n", b"agi_a: b\r\n", b"\n", b"\r\n", b"x\ry\n", b"200"]),
+    max_size=12,
+).map(b"".join)
+
+
+def _reads(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(cut, len(data)) for cut in cuts})
+    spans = zip([0, *points], [*points, len(data)], strict=True)
+    return [data[start:end] for start, end in spans if end > start]
+
+
+@settings(max_examples=400)
+@given(_DATA, st.lists(st.integers(min_value=0, max_value=120), max_size=6), st.booleans())
+def test_a_block_is_taken_whole_however_it_arrives(
+    data: bytes, cuts: list[int], block_first: bool
+) -> None:
+    """Whatever the reads, the connection takes the same block (the lines up to the first
+    blank one, joined), then gives the same lines, as splitting the data at once does."""
+    lines = [line + b"\n" for line in data.split(b"\n")[:-1]]
+    blank = next((at for at, line in enumerate(lines) if line in (b"\n", b"\r\n")), None)
+    connection = AgiConnection(line_limit=1000)
+    for read in _reads(data, cuts):
+        connection.data_received(read)
+    connection.eof_received()
+    if block_first:
+        expected = None if blank is None else b"".join(lines[: blank + 1])
+        assert connection.take_block() == expected
+        if blank is not None:
+            lines = lines[blank + 1 :]
+    rest = data[data.rfind(b"\n") + 1 :]
+    assert _lines(connection) == [*lines, rest]  # at the end, the unterminated rest or b""

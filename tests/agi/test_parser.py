@@ -299,7 +299,7 @@ def test_a_block_parses_as_its_lines_do(lines: list[bytes], max_bytes: int) -> N
                 return env
         return None
 
-    assert outcome(lambda parser: parser.feed_block(block)) == outcome(one_by_one)
+    assert outcome(lambda parser: parser.feed_block(b"".join(block))) == outcome(one_by_one)
 
 
 def test_a_reply_line_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,7 +315,18 @@ def test_a_reply_line_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return decode(line)
 
     monkeypatch.setattr(_parser, "_decode_line", counting)
-    reply = AgiReplyParser().feed_line(b"200 result=49 endpos=1234\n")
-    assert reply == AgiReply(code=200, result="49", extras=MappingProxyType({"endpos": "1234"}),
-                             text="result=49 endpos=1234")
-    assert decoded == [b"200 result=49 endpos=1234\n"]
+    reply = AgiReplyParser().feed_line(b"200 result=1 (96119)\n")
+    assert reply == AgiReply(code=200, result="1", data="96119", text="result=1 (96119)")
+    assert decoded == [b"200 result=1 (96119)\n"]
+
+
+@settings(max_examples=300)
+@given(
+    st.from_regex(rb"\A200 result=(-?[0-9]{0,4})?( endpos=[0-9]{1,6})?[ \r]?\n\Z"),
+)
+def test_a_usual_reply_reads_as_any_reply_does(line: bytes) -> None:
+    """The reply parser's shortcut for ``200 result=N [endpos=N]`` gives what the general
+    parse gives, and takes only what it gives the same."""
+    general = parse_reply(line)
+    assert AgiReplyParser().feed_line(line) == general
+    assert type(general.extras) is MappingProxyType or general.extras == {}
