@@ -17,6 +17,7 @@ from ivr.agi._parser import AgiEnvironment, EnvironmentParser
 from ivr.agi.connection import AgiConnection, LineTooLong
 from ivr.agi.errors import AgiError, AgiHangup, AgiProtocolError
 from ivr.agi.session import AgiSession
+from ivr.logs import bind_call_fields
 
 AgiHandler = Callable[[AgiSession], Awaitable[None]]
 
@@ -155,7 +156,7 @@ class FastAgiServer:
         try:
             # Every line logged while the handler runs carries the call's id. The task is the
             # call's own, as is its context (a copy), so nothing needs undoing after it.
-            structlog.contextvars.bind_contextvars(uniqueid=env.uniqueid)
+            bind_call_fields(uniqueid=env.uniqueid)
             await self._handler(session)
         except AgiHangup:
             self._log.debug("fastagi.caller_hung_up", uniqueid=env.uniqueid, channel=env.channel)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from ivr.logs import REDACTED, bind_call, configure_logging
+from ivr.logs import REDACTED, bind_call, call_fields, configure_logging
 from ivr.simpbx import CallScript
 from tests.integration.conftest import ADMIN_TOKEN, SECRET
 
@@ -93,11 +93,9 @@ def test_a_nested_binding_gives_the_outer_values_back() -> None:
     inner one bound are gone."""
     with bind_call(linkedid="outer", uniqueid="outer.1"):
         with bind_call(linkedid="inner", line="96119"):
-            assert structlog.contextvars.get_contextvars() == {
-                "linkedid": "inner", "uniqueid": "outer.1", "line": "96119"}
-        assert structlog.contextvars.get_contextvars() == {
-            "linkedid": "outer", "uniqueid": "outer.1"}
-    assert structlog.contextvars.get_contextvars() == {}
+            assert call_fields() == {"linkedid": "inner", "uniqueid": "outer.1", "line": "96119"}
+        assert call_fields() == {"linkedid": "outer", "uniqueid": "outer.1"}
+    assert call_fields() == {}
 
 
 async def _log_in_task() -> None:

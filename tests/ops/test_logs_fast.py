@@ -29,6 +29,7 @@ from ivr.logs import (
     _merge_contextvars,
     _utc_timestamper,
     bind_call,
+    call_fields,
     configure_logging,
 )
 
@@ -178,21 +179,29 @@ def test_json_fails_as_structlogs_renderer_on_a_cycle() -> None:
 
 
 def test_context_merges_as_structlogs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same keys, values and order as structlog's merge_contextvars: a key given on the
-    line wins, an unbound key is left out, a context variable not structlog's is ignored."""
+    """The call's ids (bind_call) first, then the same keys, values and order as structlog's
+    merge_contextvars: a key given on the line wins, an unbound key is left out, a context
+    variable not structlog's is ignored."""
     other: contextvars.ContextVar[str] = contextvars.ContextVar("not_structlog", default="x")
 
-    def both(event_dict: dict[str, Any]) -> None:
-        expected = structlog.contextvars.merge_contextvars(None, "info", dict(event_dict))
+    def both(event_dict: dict[str, Any]) -> dict[str, Any]:
+        expected = dict(event_dict)
+        for key, value in call_fields().items():
+            expected.setdefault(key, value)
+        expected = structlog.contextvars.merge_contextvars(None, "info", expected)
         merged = _merge_contextvars(None, "info", dict(event_dict))
         assert list(merged.items()) == list(expected.items())
+        return merged
 
     both({"event": "empty context"})
     token = other.set("theirs")
     with bind_call(linkedid="1.1", uniqueid="1.2", line="12345", caller="13800001234",
                    line_source="agi_arg"):
-        both({"event": "call"})
-        both({"event": "line given", "line": "96119", "linkedid": None})
+        assert both({"event": "call"})["line_source"] == "agi_arg"
+        assert both({"event": "line given", "line": "96119", "linkedid": None})["line"] == "96119"
+        structlog.contextvars.bind_contextvars(uniqueid="structlog's")
+        assert both({"event": "both bound"})["uniqueid"] == "1.2"  # the call's wins
+        structlog.contextvars.unbind_contextvars("uniqueid")
         structlog.contextvars.bind_contextvars(extra=[1, 2], structlog_x="odd")
         structlog.contextvars.unbind_contextvars("caller")  # bound to Ellipsis: left out
         both({"event": "after unbind"})
@@ -293,9 +302,16 @@ def test_a_usual_line_costs_no_call_per_field(monkeypatch: pytest.MonkeyPatch) -
 
 
 def _configure_stock(stream: io.StringIO, secrets: Iterable[str]) -> None:
-    """configure_logging as it was, with structlog's own processors: the reference."""
+    """configure_logging as it was, with structlog's own processors (after the call's ids,
+    which bind_call keeps in a variable of its own): the reference."""
+    def merge_call(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        for key, value in call_fields().items():
+            event_dict.setdefault(key, value)
+        return event_dict
+
     def enrich() -> list[Any]:
-        return [structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+        return [merge_call, structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso", utc=True)]
 
     redact = RedactSecrets(secrets)
