@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ivr._frozen import fast_init
 from ivr.dialplan.model import Dialplan, Line
 
 _ABSENT = ("", "unknown")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LineSources:
     """The numbers Asterisk gave for a call; "" or "unknown" means absent."""
@@ -29,6 +31,7 @@ class LineSources:
     extension: str = ""  # agi_extension
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LineMatch:
     """The detected line, the source field that named it ("default" if none did), the number."""

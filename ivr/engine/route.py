@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ivr._frozen import fast_init
+
 
 class RequestKind(enum.StrEnum):
     """The five kinds of citizen request a 12345 ticket can be."""
@@ -44,6 +46,7 @@ class RouteReason(enum.StrEnum):
     CLOSED = "closed"  # outside business hours
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Route:
     """The engine's decision for one call.

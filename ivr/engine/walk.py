@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
 
+from ivr._frozen import fast_init
 from ivr.dialplan.model import Action, ActionKind, Dialplan, Line, Menu
 from ivr.engine.route import RequestKind, Route, RouteKind, RouteReason, Urgency
 from ivr.engine.schedule import is_open
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Ask:
     """Play ``prompts`` (ids, in order), then wait up to ``timeout_s`` for one key."""
@@ -28,6 +30,7 @@ class Ask:
     timeout_s: float  # first-digit timeout after the prompts
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Done:
     """The walk is over: play ``announce``, then hand the call to ``route``."""

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ivr._frozen import fast_init
+
 
 class Disposition(enum.StrEnum):
     """How the call left the IVR."""
@@ -22,6 +24,7 @@ class Disposition(enum.StrEnum):
     IN_PROGRESS = "in_progress"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Ticket:
     """Everything the hotline records about one call.
