@@ -28,14 +28,9 @@ _LEGACY_END_MAX = 24  # longest match of _LEGACY_END, to rescan across reads
 _LEGACY_HEADERS = frozenset({"response", "privilege", "actionid", "commandid"})
 
 
-class AmiMessage:
-    """One AMI message (a response or an event), headers in wire order, duplicates kept.
-
-    Immutable. A message read off the wire keeps its bytes and answers lookups from them:
-    the service reads a handful of the ~20 headers of an event, and one search in the bytes
-    per lookup, decoding only the value found, costs less than decoding the message and
-    splitting every line into a pair. ``headers`` is built on first use.
-    """
+class _Fields:
+    """The fields of :class:`AmiMessage`, in a base of their own so that :class:`_Draft` can
+    share them (see there)."""
 
     __slots__ = ("_first", "_headers", "_lower", "_raw", "event")
 
@@ -52,6 +47,18 @@ class AmiMessage:
     #: The ``Event`` header, empty for a response. Read when the message is made: every
     #: event's name is read several times (dispatch, the events table, each consumer).
     event: str
+
+
+class AmiMessage(_Fields):
+    """One AMI message (a response or an event), headers in wire order, duplicates kept.
+
+    Immutable. A message read off the wire keeps its bytes and answers lookups from them:
+    the service reads a handful of the ~20 headers of an event, and one search in the bytes
+    per lookup, decoding only the value found, costs less than decoding the message and
+    splitting every line into a pair. ``headers`` is built on first use.
+    """
+
+    __slots__ = ()
 
     def __init__(self, headers: tuple[tuple[str, str], ...]) -> None:
         object.__setattr__(self, "_headers", headers)
@@ -86,18 +93,16 @@ class AmiMessage:
             return None
         if not block.isascii() and (_KELVIN in block or _DOTTED_I in block):
             return _parse_text(_decode_lines(block))
-        message = cls.__new__(cls)
-        _set_raw(message, block)
-        _set_lower(message, b"\n" + block.lower() + b"\n")
+        lower = b"\n" + block.lower() + b"\n"
         # Asterisk writes the event name first: read it without a search, and share the
         # one string per name (names are compared many times on their way).
         if block.startswith(b"Event: "):
-            end = block.find(b"\n")
-            line = block[:end] if end >= 0 else block
-            event = _EVENT_NAMES.get(line) or _event_name(line)
-        else:
-            event = message.get("Event")
-        _set_event(message, event)
+            line = block.partition(b"\n")[0]
+            return _kept(block, lower, _EVENT_NAMES.get(line) or _event_name(line))
+        message = _kept(block, lower, "")
+        event = message.get("Event")
+        if event:
+            _set_event(message, event)
         return message
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -219,11 +224,30 @@ class AmiMessage:
         return self.get_all("Output")
 
 
-# A message's slots set past the immutability guard of ``__setattr__``: a slot's own setter
-# costs half of ``object.__setattr__``, and a message is made for every event.
-_set_raw: Callable[[AmiMessage, bytes], None] = AmiMessage.__dict__["_raw"].__set__
-_set_lower: Callable[[AmiMessage, bytes], None] = AmiMessage.__dict__["_lower"].__set__
-_set_event: Callable[[AmiMessage, str], None] = AmiMessage.__dict__["event"].__set__
+class _Draft(_Fields):
+    """An :class:`AmiMessage` being made from its bytes: the same fields without the guard
+    against setting them, given the class :class:`AmiMessage` once they are set.
+
+    A message is made for every event, and setting three slots past the guard (through
+    their descriptors' ``__set__``) costs more than making the object and setting its
+    class.
+    """
+
+    __slots__ = ()
+
+
+def _kept(raw: bytes, lower: bytes, event: str) -> AmiMessage:
+    """A message kept as bytes: ``raw`` and ``lower`` as :class:`_Fields` describes them."""
+    message: _Fields = _Draft()
+    message._raw = raw
+    message._lower = lower
+    message.event = event
+    message.__class__ = AmiMessage
+    return message  # type: ignore[return-value]  # an AmiMessage now
+
+
+# The event slot of a kept message whose name is not in its first line, set past the guard.
+_set_event: Callable[[AmiMessage, str], None] = _Fields.__dict__["event"].__set__
 
 
 @functools.lru_cache(maxsize=512)
@@ -328,38 +352,46 @@ def parse_legacy_follows(block: bytes | bytearray) -> AmiMessage:
     return AmiMessage.from_pairs(tuple(pairs))
 
 
-def _read_crlf(data: bytes, messages: list[AmiMessage]) -> None:
-    """Append to ``messages`` those of ``data``: whole messages, each ended by "\\n\\r\\n"
-    (no "\\n\\n" in it).
+def _read_crlf(
+    blocks: list[bytes], lowered: bytes, plain: bool, messages: list[AmiMessage]
+) -> bool:
+    """Append to ``messages`` those of ``blocks``, what splitting data without "\\n\\n" at
+    each "\\n\\r\\n" gives, less its last piece (the message not yet complete); ``lowered``
+    is that data with ASCII letters lowered, ``plain`` True if it holds no key to hide (see
+    :meth:`AmiMessage._from_block`). False, ``messages`` left incomplete, if a message is a
+    legacy ``Response: Follows``, whose output may hold blank lines.
 
-    :meth:`AmiMessage._from_block` for each, inlined for an event that starts with its name
-    and has no key to hide (see there): ``data`` is lowered once, and such a message's
-    lowered bytes, with their "\\n" on either side, are a slice of it.
+    :meth:`AmiMessage._from_block` for each, inlined for an event that starts with a name
+    seen before: such a message's lowered bytes, with their "\\n" on either side, are a
+    slice of ``lowered``. This runs for every event.
     """
-    # A block starts at ``at`` in ``data``, at + 1 in ``lowered``; the byte before it there is
-    # the "\n" that ends the previous separator, or the leading one, and the one after it the
-    # "\n" that starts its own separator (``data`` ends with one).
-    lowered = b"\n" + data.lower()
+    # A block starts at ``at`` in the data and in ``lowered``; the byte before it there is
+    # the "\n" that ends the previous separator, and the one after it the "\n" that starts
+    # its own separator. The first block has no byte before it.
     at = 0
-    new = AmiMessage.__new__
+    names = _EVENT_NAMES.get
     append = messages.append
-    for block in data.split(b"\n\r\n"):
+    for block in blocks:
         size = len(block)
-        if block.startswith(b"Event: ") and (
-            block.isascii() or (_KELVIN not in block and _DOTTED_I not in block)
-        ):
-            message = new(AmiMessage)
-            _set_raw(message, block)
-            _set_lower(message, lowered[at : at + size + 2])
-            end = block.find(b"\n")
-            line = block[:end] if end >= 0 else block
-            _set_event(message, _EVENT_NAMES.get(line) or _event_name(line))
-            append(message)
+        # Only a first line ``Event: name`` seen before is in the table: one lookup both
+        # tells an event and names it.
+        event = names(block.partition(b"\n")[0])
+        if event is not None and (plain or not (_KELVIN in block or _DOTTED_I in block)):
+            message: _Fields = _Draft()  # _kept, inlined
+            message._raw = block
+            message._lower = lowered[at - 1 : at + size + 1] if at else b"\n" + lowered[: size + 1]
+            message.event = event
+            message.__class__ = AmiMessage
+            append(message)  # type: ignore[arg-type]  # an AmiMessage now
         elif block:
-            other = AmiMessage._from_block(block.lstrip(b"\r\n"))
+            block = block.lstrip(b"\r\n")
+            if block.startswith(_LEGACY_FOLLOWS):
+                return False
+            other = AmiMessage._from_block(block)
             if other is not None:
                 append(other)
         at += size + 3
+    return True
 
 
 def _complete_end(buffer: bytearray) -> int:
@@ -393,32 +425,49 @@ class AmiParser:
 
     def feed(self, data: bytes) -> list[AmiMessage]:
         """Add ``data`` to the buffer and return every message it completed."""
-        self._buffer += data
         messages: list[AmiMessage] = []
-        if self._expect_banner and not self._take_banner():
-            return messages
         buffer = self._buffer
+        if self._expect_banner:
+            buffer += data
+            if not self._take_banner():
+                return messages
+            data = bytes(buffer)
+        elif buffer:
+            data = bytes(buffer) + data
+        elif type(data) is not bytes:
+            data = bytes(data)
+        # ``data`` is now all that waits. Asterisk writes "\r\n\r\n" only; "\n\n" means
+        # other line ends somewhere.
+        if b"\n\n" not in data:
+            # The usual case: one split and one lowering for the whole read, no scan per
+            # message; bytes all the way, a value is decoded only when it is read. A blank
+            # line ends a message: split after a line's "\n", so each message keeps its last
+            # line's "\r" (the lookups drop it). The last piece is what is not complete yet.
+            blocks = data.split(b"\n\r\n")
+            rest = blocks.pop()
+            # Within the limit, no message can be too large.
+            if len(data) - len(rest) <= self.max_message_size:
+                plain = data.isascii() or (_KELVIN not in data and _DOTTED_I not in data)
+                if _read_crlf(blocks, data.lower(), plain, messages):
+                    # Stray line ends after the last message carry nothing.
+                    buffer[:] = rest.lstrip(b"\r\n")
+                    self._scan_from = max(0, len(buffer) - 3)
+                    self._check_size(len(buffer))
+                    return messages
+                messages.clear()
+        # Other line ends, a legacy ``Follows`` message, or more than the limit: read again.
+        buffer[:] = data
         if _LEGACY_FOLLOWS not in buffer:
             end = _complete_end(buffer)
-            # The usual case, all messages complete up to ``end`` and none can be too large:
-            # one decode and one split for the whole read, no scan per message.
             if end <= self.max_message_size:
                 if end:
-                    # Bytes all the way: a value is decoded only when it is read (a text with
-                    # one Chinese name in it costs its every character twice over).
-                    with memoryview(buffer) as view:
-                        data = view[:end].tobytes()
+                    data = bytes(buffer[:end])
                     del buffer[:end]
-                    # A blank line ends a message: split after a line's "\n", so each
-                    # message keeps its last line's "\r" (the lookups drop it). Asterisk
-                    # writes "\r\n\r\n" only; "\n\n" means other line ends somewhere.
-                    if b"\n\n" in data:
-                        for block in _BLANK_LINE.split(data):
-                            message = AmiMessage._from_block(block.lstrip(b"\r\n"))
-                            if message is not None:
-                                messages.append(message)
-                    else:
-                        _read_crlf(data, messages)
+                    # Split after a line's "\n", as above, at every blank line.
+                    for block in _BLANK_LINE.split(data):
+                        message = AmiMessage._from_block(block.lstrip(b"\r\n"))
+                        if message is not None:
+                            messages.append(message)
                 # Stray line ends after the last message carry nothing, as in the loop below.
                 stray = 0
                 while stray < len(buffer) and buffer[stray] in b"\r\n":

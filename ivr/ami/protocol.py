@@ -20,7 +20,9 @@ replaces the parts that lose data or hide failures:
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import functools
+import itertools
 import logging
 import re
 from collections import deque
@@ -36,6 +38,8 @@ from ivr.ami._parser import DEFAULT_MAX_MESSAGE_SIZE, AmiMessage, AmiParser
 from ivr.ami.errors import AmiConnectionLost, AmiProtocolError
 
 _MAX_EVENT_NAMES = 1024  # Asterisk has ~200 event names; more means a peer inventing them
+# The regular expression panoramisk makes of the pattern "*": it matches every event name.
+_MATCH_ALL = fnmatch.translate("*")
 
 __all__ = [
     "AmiProtocol",
@@ -301,15 +305,64 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         return len(self._backlog)
 
     def _handle_all(self, messages: Iterable[AmiMessage]) -> None:
+        # Reassigned only when a connection is made: the one dict for the whole read.
+        responses = self.responses
+        # The service's registry, one subscription to every event: what _dispatch does, less
+        # its table and loops, for as long as the registry stays so (a handler may register
+        # more). Copies to compare with: panoramisk changes its lists in place, and two
+        # comparisons cost less than the table's checks.
+        only = self._only_subscription(self.factory)
+        if only is not None:
+            patterns, callbacks, subscription = only
+            known_patterns, known_callbacks = patterns.copy(), callbacks.copy()
         for message in messages:
             # A message that carries no ActionID nor CommandID answers no action (panoramisk
             # keys them so): dispatched as it is, with no panoramisk Message made for it.
-            if self.responses and ("actionid" in message or "commandid" in message):
+            if responses and ("actionid" in message or "commandid" in message):
                 self.handle_message(ParsedMessage(message))
             elif message.event or message.is_event:  # is_event, its common case first
-                self._dispatch(message, None)
+                if only is None:
+                    self._dispatch(message, None)
+                else:  # _dispatch for the one subscription: this runs for every event
+                    try:
+                        handler = subscription.handler  # a slot: no method lookup to call it
+                        result = handler(message)
+                    except Exception:
+                        self._handler_failed(message.event)
+                    else:
+                        if result is not None and asyncio.iscoroutine(result):
+                            self._run_handler(result, message.event)
+                    if patterns != known_patterns or callbacks != known_callbacks:
+                        # Registered by the handler: the table from now on. A callback added
+                        # under "*" is called for this very event too, as _dispatch's loop
+                        # over the (live) list would.
+                        only = None
+                        added = itertools.islice(callbacks, 1, None)
+                        self._call(self.factory, message, None, added)
             if self.closed:
                 return
+
+    def _only_subscription(
+        self, factory: Any
+    ) -> tuple[list[Any], list[Any], EventSubscription] | None:
+        """``factory``'s pattern list, the callback list every event name gets and its one
+        subscription, when the registry has one pattern that matches every name and one
+        :class:`EventSubscription` under it (as the service registers); else None.
+
+        The callback list is taken from the table :meth:`_dispatch` reads.
+        """
+        if factory is None:
+            return None
+        patterns: list[Any] = factory.patterns
+        if len(patterns) != 1:
+            return None
+        regexp = patterns[0][1]
+        if type(regexp) is not re.Pattern or regexp.pattern != _MATCH_ALL:
+            return None
+        (callbacks,) = self._callbacks_for(factory, "")
+        if len(callbacks) != 1 or type(callbacks[0]) is not EventSubscription:
+            return None
+        return patterns, callbacks, callbacks[0]
 
     def _handle_slice(self) -> None:
         backlog = self._backlog
@@ -366,25 +419,46 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         if matching is None:
             matching = self._callbacks_for(factory, name)
         for callbacks in matching:
-            for callback in callbacks:
-                try:
-                    if type(callback) is EventSubscription:
-                        result = callback.handler(event)
-                    else:
-                        if message is None:
-                            message = ParsedMessage(event)
-                            message.manager = factory
-                        result = callback(factory, message)
-                except Exception:
-                    # A handler bug must not cost the link nor the other handlers.
-                    self.handler_errors += 1
-                    self.log.exception("AMI event handler failed on %s", name)
-                    continue
-                # Most handlers are plain functions returning None: skip the coroutine test.
-                if result is not None and asyncio.iscoroutine(result):
-                    task = asyncio.get_running_loop().create_task(result)
-                    self.handler_tasks.add(task)
-                    task.add_done_callback(functools.partial(self._handler_done, event=name))
+            message = self._call(factory, event, message, callbacks)
+
+    def _call(
+        self,
+        factory: Any,
+        event: AmiMessage,
+        message: ParsedMessage | None,
+        callbacks: Iterable[Any],
+    ) -> ParsedMessage | None:
+        """Call each of ``callbacks`` for ``event``; the panoramisk Message of ``event``,
+        ``message`` or the one made here for a callback that needs it, is returned."""
+        name = event.event
+        for callback in callbacks:
+            try:
+                if type(callback) is EventSubscription:
+                    result = callback.handler(event)
+                else:
+                    if message is None:
+                        message = ParsedMessage(event)
+                        message.manager = factory
+                    result = callback(factory, message)
+            except Exception:
+                self._handler_failed(name)
+                continue
+            # Most handlers are plain functions returning None: skip the coroutine test.
+            if result is not None and asyncio.iscoroutine(result):
+                self._run_handler(result, name)
+        return message
+
+    def _handler_failed(self, name: str) -> None:
+        """Count and log the exception being handled, raised by a handler of event ``name``."""
+        # A handler bug must not cost the link nor the other handlers.
+        self.handler_errors += 1
+        self.log.exception("AMI event handler failed on %s", name)
+
+    def _run_handler(self, coroutine: Any, name: str) -> None:
+        """Run a coroutine handler's ``coroutine`` as a task this protocol owns."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.handler_tasks.add(task)
+        task.add_done_callback(functools.partial(self._handler_done, event=name))
 
     def _callbacks_for(self, factory: Any, name: str) -> tuple[list[Any], ...]:
         """The callback lists of the patterns matching ``name``, in registration order.

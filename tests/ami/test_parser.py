@@ -231,3 +231,24 @@ def test_messages_are_immutable() -> None:
         message.headers = ()  # type: ignore[misc]
     assert message == AmiMessage.from_pairs((("Event", "Hangup"), ("Uniqueid", "1.1")))
     assert hash(message) == hash(AmiMessage.from_pairs((("Event", "Hangup"), ("Uniqueid", "1.1"))))
+
+
+def test_legacy_follows_after_events_at_any_cut() -> None:
+    """A legacy ``Follows`` answer among events, blank lines in its output, is read whole
+    however the stream is cut; "Response: Follows" inside a value is only a value."""
+    stream = (
+        b"Event: Newexten\r\nAppData: Response: Follows\r\n\r\n"
+        b"Response: Follows\r\nActionID: 5\r\n"
+        b"first\r\n\r\nsecond\r\n--END COMMAND--\r\n\r\n"
+        b"Event: Hangup\r\nUniqueid: 1.1\r\n\r\n"
+    )
+    expected = [
+        ("Newexten", "", ()),
+        ("", "Follows", ("first", "", "second")),
+        ("Hangup", "", ()),
+    ]
+    for cut in range(len(stream) + 1):
+        parser = AmiParser()
+        parsed = parser.feed(stream[:cut]) + parser.feed(stream[cut:])
+        assert [(m.event, m.response, m.output) for m in parsed] == expected, cut
+        assert parsed[0].get("AppData") == "Response: Follows"

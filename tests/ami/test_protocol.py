@@ -187,3 +187,61 @@ async def test_events_skip_the_panoramisk_message_while_an_action_waits(
         assert result.original.get("Ping") == "Pong"
         assert seen == ["Newexten", "Hangup"]
         assert made == ["Success"]  # the answer only
+
+
+async def _dispatched(*, only_subscription: bool) -> tuple[list[str], int]:
+    """What a "*" subscription's handler (and what it registers meanwhile) sees of ten events:
+    a handler that raises, returns a coroutine, registers under "*" and under a new pattern,
+    and closes the link mid-read. With ``only_subscription`` False, a pattern that matches
+    nothing is registered too: the same events then go through the general dispatch."""
+    link = AmiLink(host="127.0.0.1", port=5038, username="u", secret="s", node="n")
+    seen: list[str] = []
+
+    async def later() -> None:
+        seen.append("coroutine")
+
+    def on_event(event: AmiMessage) -> object:
+        number = event.get("N")
+        seen.append(f"all:{event.event}:{number}")
+        if number == "2":
+            raise RuntimeError("a handler bug")
+        if number == "3":
+            return later()
+        if number == "4":
+            link.subscribe("*", lambda event: seen.append(f"all2:{event.get('N')}"))
+        if number == "6":
+            link.subscribe("Hang*", lambda event: seen.append(f"hang:{event.get('N')}"))
+        if number == "8":
+            protocol.close()
+        return None
+
+    link.subscribe("*", on_event)
+    if not only_subscription:
+        link.subscribe("NoSuchEvent", lambda event: seen.append("never"))
+    protocol = AmiProtocol(factory=link.manager)
+    async with _on_a_socket(protocol):
+        assert (protocol._only_subscription(link.manager) is not None) is only_subscription
+        names = [b"Newexten", b"Hangup"] * 5
+        protocol.data_received(
+            b"".join(b"Event: %s\r\nN: %d\r\n\r\n" % (name, n) for n, name in enumerate(names))
+        )
+        await asyncio.sleep(0)  # the coroutine handler's task runs
+    return seen, protocol.handler_errors
+
+
+async def test_one_subscription_is_dispatched_as_the_general_registry_is() -> None:
+    """The dispatch for the service's one "*" subscription gives what the general dispatch
+    gives: same calls in the same order, errors counted, coroutines run, registrations made by
+    a handler seen at once (one under "*" for the very event that made it), and closing stops
+    the read."""
+    fast = await _dispatched(only_subscription=True)
+    assert fast == await _dispatched(only_subscription=False)
+    assert fast == (
+        [
+            "all:Newexten:0", "all:Hangup:1", "all:Newexten:2", "all:Hangup:3",
+            "all:Newexten:4", "all2:4", "all:Hangup:5", "all2:5",
+            "all:Newexten:6", "all2:6", "all:Hangup:7", "all2:7", "hang:7",
+            "all:Newexten:8", "all2:8", "coroutine",
+        ],
+        1,
+    )
