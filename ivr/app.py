@@ -26,8 +26,8 @@ from ivr.agi.server import FastAgiServer
 from ivr.ami import AmiMessage
 from ivr.ami.events import SERVICE_FILTERS
 from ivr.ami.link import AmiLink
-from ivr.ami.queues import QUEUE_EVENTS, QueueJoined, QueueLeft, QueueStats
-from ivr.ami.tracker import TRACKED_EVENTS, CallEnd, CallTracker
+from ivr.ami.queues import QUEUE_EVENTS, QueueStats, WaitConsumer
+from ivr.ami.tracker import TRACKED_EVENTS, CallEnd, CallTracker, EventConsumer
 from ivr.callflow import CallHandler
 from ivr.config import ConfigError, ServiceConfig
 from ivr.dialplan.model import Dialplan
@@ -276,44 +276,52 @@ def event_consumers(
     name only; ``on_call_end`` gets each call the tracker closes. (The AMI ingest benchmark
     measures this very handler.)
 
-    The event name is looked up once in a table built here, so the ~20 events of a call that
-    neither the tracker nor the queue figures read cost a count and one dict lookup.
+    The event name is looked up once in a table built here, straight to the tracker's and the
+    queue figures' handlers of that name: the ~20 events of a call that neither reads cost a
+    count and one dict lookup. An event both read has its ``Uniqueid`` read once for both (a
+    ``QueueCallerJoin`` its ``Queue`` too).
     """
     received = 0  # this node's events: hotline_ami_events_total, read when scraped
     metrics.ami_events.read(lambda: received, node=node)
     queues = QueueStats()
 
-    def queue_result(waited: QueueJoined | QueueLeft) -> None:
-        if isinstance(waited, QueueJoined):
-            metrics.queue_call_joined(waited.queue)
-        elif isinstance(waited, QueueLeft):
-            metrics.queue_call_left(waited.queue, waited.result, waited.wait_seconds)
+    def joined(event: AmiMessage) -> None:
+        uniqueid, queue = event.get("Uniqueid"), event.get("Queue")
+        tracker.joined_queue(event, uniqueid, queue)
+        queues.join(uniqueid, queue)
+        metrics.queue_call_joined(queue)
 
-    def queue(event: AmiMessage) -> None:
-        waited = queues.apply(event)
-        if waited is not None:
-            queue_result(waited)
+    def waits(wait: WaitConsumer) -> Callable[[AmiMessage], None]:
+        def consume(event: AmiMessage) -> None:
+            left = wait(event, event.get("Uniqueid"))
+            if left is not None:
+                metrics.queue_call_left(left.queue, left.result, left.wait_seconds)
 
-    def both(event: AmiMessage) -> None:
-        # The event's Uniqueid, read once for both. Hangup is one of these: only a Hangup
-        # ends a call, so the tracker's other events need no look at what it returns.
-        uniqueid = event.get("Uniqueid")
-        ended = tracker.apply(event, uniqueid)
-        if ended is not None:
-            on_call_end(ended)
-        waited = queues.apply(event, uniqueid)
-        if waited is not None:
-            queue_result(waited)
+        return consume
 
-    consumers: dict[str, Callable[[AmiMessage], object]] = {}
-    for name in TRACKED_EVENTS | QUEUE_EVENTS:
-        tracked, queued = name in TRACKED_EVENTS, name in QUEUE_EVENTS
-        if tracked and queued:
-            consumers[name] = both
-        elif tracked:
-            consumers[name] = tracker.apply
+    def both(track: EventConsumer, wait: WaitConsumer) -> Callable[[AmiMessage], None]:
+        def consume(event: AmiMessage) -> None:
+            uniqueid = event.get("Uniqueid")
+            ended = track(event, uniqueid)
+            if ended is not None:
+                on_call_end(ended)
+            left = wait(event, uniqueid)
+            if left is not None:
+                metrics.queue_call_left(left.queue, left.result, left.wait_seconds)
+
+        return consume
+
+    consumers: dict[str, Callable[[AmiMessage], object]] = {"QueueCallerJoin": joined}
+    for name in (TRACKED_EVENTS | QUEUE_EVENTS) - {"QueueCallerJoin"}:
+        track, wait = tracker.consumer(name), queues.consumer(name)
+        if wait is None:
+            # The tracker alone: only its Hangup returns a CallEnd, and Hangup is not here.
+            assert track is not None
+            consumers[name] = track
+        elif track is None:
+            consumers[name] = waits(wait)
         else:
-            consumers[name] = queue
+            consumers[name] = both(track, wait)
 
     def on_event(event: AmiMessage) -> None:
         nonlocal received

@@ -129,6 +129,8 @@ class Metrics:
         # same few series (its line, its menus' keys) again and again. Bounded by the
         # dialplan's lines, menus and the twelve DTMF keys.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # The three series a caller leaving a queue moves, per (queue, result): one lookup.
+        self._queue_left: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
         self._init_calls(registry)
         self._init_emergency(registry)
         self._init_queues(registry)
@@ -286,13 +288,24 @@ class Metrics:
 
     def queue_call_left(self, queue: str, result: QueueResult, wait_seconds: float) -> None:
         """A caller left ``queue`` after ``wait_seconds``: counter and histogram move together."""
+        # Series looked up once per (queue, result) (labels() takes a lock and checks its
+        # arguments): the queues are the dialplan's, the results three.
+        series = self._queue_left.get((queue, result))
+        if series is None:
+            series = self._queue_left[queue, result] = self._queue_left_series(queue, result)
+        waiting, calls, wait = series
+        waiting.dec()
+        calls.inc()
+        wait.observe(max(0.0, wait_seconds))
+
+    def _queue_left_series(self, queue: str, result: QueueResult) -> tuple[Any, Any, Any]:
         if result not in QUEUE_RESULTS:
             raise ValueError(f"queue result {result!r} is not one of {QUEUE_RESULTS}")
-        # Series looked up once each (labels() takes a lock and checks its arguments): the
-        # queues are the dialplan's, the results three.
-        self.child(self.queue_waiting, queue).dec()
-        self.child(self.queue_calls, queue, result).inc()
-        self.child(self.queue_wait_seconds, queue, result).observe(max(0.0, wait_seconds))
+        return (
+            self.child(self.queue_waiting, queue),
+            self.child(self.queue_calls, queue, result),
+            self.child(self.queue_wait_seconds, queue, result),
+        )
 
     # -- tickets --------------------------------------------------------------------------
 

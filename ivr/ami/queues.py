@@ -53,6 +53,11 @@ class QueueLeft:
     wait_seconds: float
 
 
+#: A handler of :meth:`QueueStats.consumer`: an event and its ``Uniqueid`` in, the wait it
+#: ended (if it did) out.
+WaitConsumer = Callable[[AmiMessage, str], QueueLeft | None]
+
+
 @dataclass(slots=True)
 class _Waiting:
     queue: str
@@ -66,6 +71,14 @@ class QueueStats:
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
         self._waiting: dict[str, _Waiting] = {}
+        # The events that can end a wait, one handler per name, found with one lookup.
+        self._consumers: dict[str, WaitConsumer] = {
+            "QueueCallerAbandon": self._on_abandon,
+            "AgentConnect": self._on_agent_connect,
+            "QueueCallerLeave": self._on_leave,
+            "Newexten": self._on_newexten,
+            "Hangup": self._on_hangup,
+        }
 
     @property
     def waiting(self) -> int:
@@ -77,29 +90,54 @@ class QueueStats:
     ) -> QueueJoined | QueueLeft | None:
         """Take one event; say whether a wait began or ended. ``uniqueid``, the event's
         ``Uniqueid`` when the caller has read it already."""
-        name = event.event
         if uniqueid is None:
             uniqueid = event.get("Uniqueid")
-        if name == "QueueCallerJoin":
+        if event.event == "QueueCallerJoin":
             queue = event.get("Queue")
-            self._waiting[uniqueid] = _Waiting(queue, self._monotonic())
+            self.join(uniqueid, queue)
             return QueueJoined(queue)
-        waiting = self._waiting.get(uniqueid)
-        if waiting is None:
-            return None
-        if name == "QueueCallerAbandon":
-            return self._end(uniqueid, "abandoned", event)
-        if name == "AgentConnect":
-            return self._end(uniqueid, "answered", event)
-        if name == "QueueCallerLeave":
-            waiting.left = True
-        elif (name == "Newexten" and waiting.left) or name == "Hangup":
-            return self._end(uniqueid, "exited", None)
-        return None
+        consumer = self._consumers.get(event.event)
+        return None if consumer is None else consumer(event, uniqueid)
 
-    def _end(self, uniqueid: str, result: QueueResult, event: AmiMessage | None) -> QueueLeft:
+    def join(self, uniqueid: str, queue: str) -> None:
+        """A ``QueueCallerJoin`` whose ``Uniqueid`` and ``Queue`` the caller has read (the call
+        tracker needs them too)."""
+        self._waiting[uniqueid] = _Waiting(queue, self._monotonic())
+
+    def consumer(self, name: str) -> WaitConsumer | None:
+        """What :meth:`apply` does with an event named ``name`` and its ``Uniqueid``, for a
+        caller that dispatches on names itself; None: nothing. ``QueueCallerJoin`` has none
+        here: it is :meth:`join`."""
+        return self._consumers.get(name)
+
+    def _on_abandon(self, event: AmiMessage, uniqueid: str) -> QueueLeft | None:
+        if uniqueid not in self._waiting:
+            return None
+        return self._end(uniqueid, "abandoned", event.get("HoldTime"))
+
+    def _on_agent_connect(self, event: AmiMessage, uniqueid: str) -> QueueLeft | None:
+        if uniqueid not in self._waiting:
+            return None
+        return self._end(uniqueid, "answered", event.get("HoldTime"))
+
+    def _on_leave(self, event: AmiMessage, uniqueid: str) -> None:
+        waiting = self._waiting.get(uniqueid)
+        if waiting is not None:
+            waiting.left = True
+
+    def _on_newexten(self, event: AmiMessage, uniqueid: str) -> QueueLeft | None:
+        waiting = self._waiting.get(uniqueid)
+        if waiting is None or not waiting.left:
+            return None
+        return self._end(uniqueid, "exited", "")
+
+    def _on_hangup(self, event: AmiMessage, uniqueid: str) -> QueueLeft | None:
+        if uniqueid not in self._waiting:
+            return None
+        return self._end(uniqueid, "exited", "")
+
+    def _end(self, uniqueid: str, result: QueueResult, hold_time: str) -> QueueLeft:
         waiting = self._waiting.pop(uniqueid)
-        hold_time = event.get("HoldTime") if event is not None else ""
         # Asterisk's HoldTime is whole seconds of the caller's wait; our clock is the fallback.
         wait = float(hold_time) if hold_time.isdigit() else self._monotonic() - waiting.joined
         return QueueLeft(waiting.queue, result, wait)

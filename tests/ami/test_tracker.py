@@ -143,7 +143,9 @@ def test_inherited_variable_names_are_tracked() -> None:
 
 
 def test_other_variables_and_dial_begins_touch_no_call() -> None:
-    """A VarSet of another variable or a DialBegin neither creates a call nor changes one."""
+    """A VarSet of another variable or a DialBegin neither creates a call nor changes one.
+    (DialBegin is not even asked of Asterisk: only a Dial's end says how it went.)"""
+    assert "DialBegin" not in TRACKED_EVENTS
     tracker = CallTracker("pbx1")
     common = {"Channel": "PJSIP/trunk-1", "Uniqueid": "1.1", "Linkedid": "1.1"}
     tracker.apply(event(Event="VarSet", **common, Variable="__OTHER", Value="x"))
@@ -157,3 +159,73 @@ def test_other_variables_and_dial_begins_touch_no_call() -> None:
                         DialStatus="BUSY"))
     end = tracker.apply(event(Event="Hangup", **common, Cause="16"))
     assert end is not None and end.dial_outcomes == (DialOutcome("Local/119@e-1", "BUSY"),)
+
+
+def test_call_end_fields() -> None:
+    """Every field of the summary holds what the call's events said, each its own."""
+    times = iter([100.0, 1_700_000_000.0, 160.0, 1_700_000_060.0])
+    tracker = CallTracker("pbx1", monotonic=lambda: next(times), wall_clock=lambda: next(times))
+    common = {"Channel": "PJSIP/trunk-1", "Uniqueid": "1.1", "Linkedid": "1.1"}
+    agent = {"Channel": "PJSIP/agent-1", "Uniqueid": "1.2", "Linkedid": "1.1"}
+    tracker.apply(event(Event="Newchannel", **common, Exten="12345", CallerIDNum="13811112222",
+                        CallerIDName="张三"))
+    for variable, value in [
+        ("__HOTLINE_DIALED", "96119"), ("HOTLINE_MENU", "root"), ("HOTLINE_MENU", "water"),
+        ("HOTLINE_ROUTE", "queue"), ("HOTLINE_TARGET", "agents"), ("HOTLINE_TICKET", "T-1"),
+    ]:
+        tracker.apply(event(Event="VarSet", **common, Variable=variable, Value=value))
+    tracker.apply(event(Event="QueueCallerJoin", **common, Queue="hotline-agents"))
+    tracker.apply(event(Event="Newchannel", **agent, CallerIDNum="1001"))
+    tracker.apply(event(Event="DialEnd", **common, DestChannel="PJSIP/agent-1",
+                        DialStatus="ANSWER"))
+    tracker.apply(event(Event="QueueCallerLeave", **common, Queue="hotline-agents"))
+    assert tracker.apply(event(Event="Hangup", **agent, Cause="17")) is None
+    end = tracker.apply(event(Event="Hangup", **common, Cause="16",
+                              **{"Cause-txt": "Normal Clearing"}))
+    assert end == CallEnd(
+        linkedid="1.1",
+        node="pbx1",
+        caller_number="13811112222",
+        caller_name="张三",
+        dialled="96119",
+        menu_path=("root", "water"),
+        route="queue",
+        target="agents",
+        ticket="T-1",
+        queue="hotline-agents",
+        queue_result="left",
+        dial_outcomes=(DialOutcome("PJSIP/agent-1", "ANSWER"),),
+        hangup_cause="16",
+        hangup_cause_text="Normal Clearing",
+        started_monotonic=100.0,
+        started_wall=1_700_000_000.0,
+        ended_monotonic=160.0,
+        ended_wall=1_700_000_060.0,
+    )
+
+
+def test_a_long_caller_leg_keeps_its_latest_state_and_caller_id() -> None:
+    """State and caller id are the latest the caller leg's events said (an empty or
+    <unknown> caller id says nothing; no state header says nothing), however many came."""
+    tracker = CallTracker("pbx1")
+    common = {"Channel": "PJSIP/trunk-1", "Uniqueid": "1.1", "Linkedid": "1.1"}
+    state, number, name = "", "", ""
+    for n in range(50):
+        headers = dict(common)
+        if n % 7 != 3:
+            headers["ChannelStateDesc"] = f"state {n}"
+            state = f"state {n}"
+        headers["CallerIDNum"] = "<unknown>" if n % 5 == 4 else f"138{n:08d}" if n < 30 else ""
+        number = headers["CallerIDNum"] if n % 5 != 4 and n < 30 else number
+        headers["CallerIDName"] = "李四" if n == 11 else "<unknown>"
+        name = "李四" if n == 11 else name
+        kind = "Newchannel" if n == 0 else ("Newstate", "NewCallerid")[n % 2]
+        tracker.apply(event(Event=kind, **headers))
+        tracker.apply(event(Event="Newstate", Channel="PJSIP/agent-1", Uniqueid="1.2",
+                            Linkedid="1.1", ChannelStateDesc="Up", CallerIDNum="1001"))
+        live = tracker.get("1.1")
+        assert live is not None
+        assert (live.state, live.caller_number, live.caller_name) == (state, number, name), n
+    tracker.apply(event(Event="Hangup", Channel="PJSIP/agent-1", Uniqueid="1.2", Linkedid="1.1"))
+    end = tracker.apply(event(Event="Hangup", **common))
+    assert end is not None and (end.caller_number, end.caller_name) == (number, name)

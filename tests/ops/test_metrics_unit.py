@@ -44,6 +44,32 @@ def test_an_unknown_queue_result_is_refused(registry: CollectorRegistry) -> None
         Metrics(registry).queue_call_left("hotline-agents", "transferred", 1.0)  # type: ignore[arg-type]
 
 
+def test_queue_series_are_kept_apart_once_looked_up(registry: CollectorRegistry) -> None:
+    """Each (queue, result) moves its own series, the second time as the first; a result
+    outside the set is refused even once the queue's other series are known."""
+    metrics = Metrics(registry)
+    for _ in range(2):
+        for queue in ("hotline-agents", "water"):
+            metrics.queue_call_joined(queue)
+            metrics.queue_call_joined(queue)
+            metrics.queue_call_left(queue, "answered", 3.0)
+            metrics.queue_call_left(queue, "exited", -1.0)
+    metrics.queue_call_left("water", "abandoned", 20.0)
+    for queue in ("hotline-agents", "water"):
+        assert _value(registry, "hotline_queue_calls_total", queue=queue, result="answered") == 2
+        assert _value(registry, "hotline_queue_calls_total", queue=queue, result="exited") == 2
+        exited = {"queue": queue, "result": "exited"}
+        assert _value(registry, "hotline_queue_wait_seconds_sum", **exited) == 0
+    assert _value(registry, "hotline_queue_waiting", queue="hotline-agents") == 0
+    assert _value(registry, "hotline_queue_waiting", queue="water") == -1
+    abandoned = {"queue": "water", "result": "abandoned"}
+    assert _value(registry, "hotline_queue_wait_seconds_sum", **abandoned) == 20
+    assert _value(registry, "hotline_queue_calls_total", queue="hotline-agents",
+                  result="abandoned") is None
+    with pytest.raises(ValueError, match="answered"):
+        metrics.queue_call_left("water", "transferred", 1.0)  # type: ignore[arg-type]
+
+
 def test_a_reload_replaces_the_dialplan_version(registry: CollectorRegistry) -> None:
     """After a reload only the new version is exported; a refused reload leaves it and says so."""
     metrics = Metrics(registry)

@@ -304,7 +304,7 @@ def test_event_filters_keep_only_tracked_events() -> None:
     filters = _asterisk_filters(text)
     for name in (TRACKED_EVENTS | {"OriginateResponse", "AgentConnect"}) - {"VarSet", "Newexten"}:
         assert filters.passes(_event(name)), name
-    for name in ("HangupRequest", "NewConnectedLine", "RTCPSent", "VarSetExtra", "Cdr",
+    for name in ("HangupRequest", "NewConnectedLine", "RTCPSent", "VarSetExtra", "Cdr", "DialBegin",
                  "AgentCalled", "DTMFEnd", "AGIExecStart"):
         assert not filters.passes(_event(name)), name
     for variable in ("HOTLINE_DIALED", "__HOTLINE_DIALED", "_HOTLINE_TICKET", "HOTLINE_MENU",
