@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TextIO
 
+import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -268,15 +269,19 @@ def _format_exc_info(logger: WrappedLogger, method: str, event_dict: EventDict) 
 
 
 def _json_renderer() -> Processor:
-    """structlog's ``JSONRenderer(ensure_ascii=False)``: the same JSON, from one encoder made
-    once (``json.dumps`` with arguments makes a new one for every line)."""
-    # JSONRenderer's own fallback for other objects: their __structlog__(), else repr().
-    encode = jsonlib.JSONEncoder(
-        ensure_ascii=False, default=structlog.processors._json_fallback_handler
-    ).encode
+    """JSON lines by orjson: the same values as structlog's ``JSONRenderer(ensure_ascii=False)``
+    (UTF-8 text, other objects by their ``__structlog__()`` or ``repr()``), written without
+    spaces. What orjson refuses (an integer past 64 bits, a key that is not text) goes to the
+    standard library's encoder, so no line is lost."""
+    fallback = structlog.processors._json_fallback_handler
+    dumps = orjson.dumps
+    encode = jsonlib.JSONEncoder(ensure_ascii=False, default=fallback).encode
 
     def render(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> str:
-        return encode(event_dict)
+        try:
+            return dumps(event_dict, default=fallback).decode()
+        except orjson.JSONEncodeError:
+            return encode(event_dict)
 
     return render
 
