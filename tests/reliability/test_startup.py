@@ -22,12 +22,13 @@ HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 
 async def test_startup_on_asyncio_with_its_objects_frozen(tmp_path: Path) -> None:
-    """hotline-ivr run serves on asyncio's loop by default, freezes start-up's objects once it
-    serves (a full collection then walks only what calls made), makes full collections
-    rarer, and says so."""
+    """hotline-ivr run --loop asyncio serves on asyncio's own loop, freezes start-up's objects
+    once it serves (a full collection then walks only what calls made), makes full
+    collections rarer, and says so."""
     async with SimulatedPbx(agi_port=0, ami_secret=AMI_SECRET) as pbx:
         port = free_port()
-        service = await spawn(write_config(tmp_path, pbx, http_port=port), pbx, http_port=port)
+        config = write_config(tmp_path, pbx, http_port=port)
+        service = await spawn(config, pbx, http_port=port, options=("--loop", "asyncio"))
         try:
             started = await service.wait_for("service.started")
         finally:
@@ -35,6 +36,18 @@ async def test_startup_on_asyncio_with_its_objects_frozen(tmp_path: Path) -> Non
     assert started["loop"] == "asyncio"
     assert started["frozen_objects"] > 10_000  # modules, the dialplan, the wiring
     assert started["gc_thresholds"][2] == 100  # middle-generation collections per full one
+
+
+async def test_startup_by_default_on_uvloop_when_installed(tmp_path: Path) -> None:
+    """Without --loop the service runs on uvloop if it is installed, else on asyncio's."""
+    async with SimulatedPbx(agi_port=0, ami_secret=AMI_SECRET) as pbx:
+        port = free_port()
+        service = await spawn(write_config(tmp_path, pbx, http_port=port), pbx, http_port=port)
+        try:
+            started = await service.wait_for("service.started")
+        finally:
+            assert await service.stop() == 0
+    assert started["loop"] == ("uvloop" if HAVE_UVLOOP else "asyncio")
 
 
 @pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed here")
