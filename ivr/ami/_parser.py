@@ -445,10 +445,15 @@ class AmiParser:
             # line's "\r" (the lookups drop it). The last piece is what is not complete yet.
             blocks = data.split(b"\n\r\n")
             rest = blocks.pop()
-            # Within the limit, no message can be too large.
-            if len(data) - len(rest) <= self.max_message_size:
-                plain = data.isascii() or (_KELVIN not in data and _DOTTED_I not in data)
-                if _read_crlf(blocks, data.lower(), plain, messages):
+            # Within the limit, no message can be too large. With none complete yet (a long
+            # one arriving in many reads) there is nothing to lower and read.
+            if not blocks or len(data) - len(rest) <= self.max_message_size:
+                if not blocks or _read_crlf(
+                    blocks,
+                    data.lower(),
+                    data.isascii() or (_KELVIN not in data and _DOTTED_I not in data),
+                    messages,
+                ):
                     # Stray line ends after the last message carry nothing.
                     buffer[:] = rest.lstrip(b"\r\n")
                     self._scan_from = max(0, len(buffer) - 3)
