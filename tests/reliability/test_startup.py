@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,18 +22,25 @@ from tests.reliability.service_process import (
 HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 
-async def test_startup_on_asyncio_with_its_objects_frozen(tmp_path: Path) -> None:
-    """hotline-ivr run --loop asyncio serves on asyncio's own loop, freezes start-up's objects
-    once it serves (a full collection then walks only what calls made), makes full
-    collections rarer, and says so."""
+async def _started(tmp_path: Path, *options: str) -> dict[str, Any]:
+    """What ``hotline-ivr run`` with ``options`` logs as it starts serving (``service.started``);
+    the service is stopped cleanly after."""
     async with SimulatedPbx(agi_port=0, ami_secret=AMI_SECRET) as pbx:
         port = free_port()
         config = write_config(tmp_path, pbx, http_port=port)
-        service = await spawn(config, pbx, http_port=port, options=("--loop", "asyncio"))
+        service = await spawn(config, pbx, http_port=port, options=options)
         try:
             started = await service.wait_for("service.started")
         finally:
             assert await service.stop() == 0
+    return started
+
+
+async def test_startup_on_asyncio_with_its_objects_frozen(tmp_path: Path) -> None:
+    """hotline-ivr run --loop asyncio serves on asyncio's own loop, freezes start-up's objects
+    once it serves (a full collection then walks only what calls made), makes full
+    collections rarer, and says so."""
+    started = await _started(tmp_path, "--loop", "asyncio")
     assert started["loop"] == "asyncio"
     assert started["frozen_objects"] > 10_000  # modules, the dialplan, the wiring
     assert started["gc_thresholds"][2] == 100  # middle-generation collections per full one
@@ -40,27 +48,14 @@ async def test_startup_on_asyncio_with_its_objects_frozen(tmp_path: Path) -> Non
 
 async def test_startup_by_default_on_uvloop_when_installed(tmp_path: Path) -> None:
     """Without --loop the service runs on uvloop if it is installed, else on asyncio's."""
-    async with SimulatedPbx(agi_port=0, ami_secret=AMI_SECRET) as pbx:
-        port = free_port()
-        service = await spawn(write_config(tmp_path, pbx, http_port=port), pbx, http_port=port)
-        try:
-            started = await service.wait_for("service.started")
-        finally:
-            assert await service.stop() == 0
+    started = await _started(tmp_path)
     assert started["loop"] == ("uvloop" if HAVE_UVLOOP else "asyncio")
 
 
 @pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed here")
 async def test_startup_on_uvloop_when_asked(tmp_path: Path) -> None:
     """--loop uvloop runs the same service on uvloop."""
-    async with SimulatedPbx(agi_port=0, ami_secret=AMI_SECRET) as pbx:
-        port = free_port()
-        config = write_config(tmp_path, pbx, http_port=port)
-        service = await spawn(config, pbx, http_port=port, options=("--loop", "uvloop"))
-        try:
-            started = await service.wait_for("service.started")
-        finally:
-            assert await service.stop() == 0
+    started = await _started(tmp_path, "--loop", "uvloop")
     assert started["loop"] == "uvloop"
 
 
