@@ -164,8 +164,13 @@ def bind_call(
 def bind_call_fields(**fields: str) -> None:
     """Add ``fields`` to the call's ids in the current context, for good: what a task does
     in its own context (a copy), which ends with it."""
+    _CALL_FIELDS.set(_with_call_fields(fields))
+
+
+def _with_call_fields(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The call's ids bound now, with ``fields`` added (a new dict: never changed in place)."""
     outer = _CALL_FIELDS.get()
-    _CALL_FIELDS.set({**outer, **fields} if outer else fields)
+    return {**outer, **fields} if outer else fields
 
 
 def call_fields() -> Mapping[str, Any]:
@@ -191,8 +196,7 @@ class _Bound:
         self._token: contextvars.Token[Mapping[str, Any]] | None = None
 
     def __enter__(self) -> None:
-        outer = _CALL_FIELDS.get()
-        self._token = _CALL_FIELDS.set({**outer, **self._fields} if outer else self._fields)
+        self._token = _CALL_FIELDS.set(_with_call_fields(self._fields))
 
     def __exit__(self, *exc_info: object) -> None:
         if self._token is not None:

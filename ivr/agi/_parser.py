@@ -53,11 +53,6 @@ class AgiEnvironment(Mapping[str, str]):
     _index: Mapping[str, int]  # each key's position in _items
     _items: tuple[str, ...]
 
-    @classmethod
-    def of(cls, values: Mapping[str, str]) -> AgiEnvironment:
-        """The environment of ``values``, keys in their order."""
-        return cls({key: at for at, key in enumerate(values)}, tuple(values.values()))
-
     def __getitem__(self, key: str) -> str:
         return self._items[self._index[key]]
 
@@ -204,7 +199,9 @@ class EnvironmentParser:
                 raise AgiProtocolError("empty AGI environment")
             # Hand the dict over, so that a later feed cannot change the environment returned.
             values, self._values = self._values, {}
-            return AgiEnvironment.of(values)
+            # Its keys' layout, shared as a block's is: one way to make an index.
+            layout = _Layout.remember(tuple(values))
+            return AgiEnvironment(layout.index, tuple(values.values()))
         key, sep, value = text.partition(": ")
         if not sep or _ENV_KEY.fullmatch(key) is None:
             raise AgiProtocolError(f"not an AGI environment line: {text[:80]!r}")
