@@ -37,11 +37,12 @@ class _Fields:
     # ``_headers`` and ``_first`` are caches, unset (read with getattr) until first needed:
     # a message is made for every event, and most never need them.
     _headers: tuple[tuple[str, str], ...]
-    # The message's bytes when kept (then ``_lower`` is set), else b"". Lines end as they
-    # came, "\r\n" (Asterisk) or "\n", the last one included unless it ends the stream.
+    # The message's bytes when kept, else b"". Lines end as they came, "\r\n" (Asterisk) or
+    # "\n", the last one included unless it ends the stream.
     _raw: bytes
     # b"\n" + the bytes with ASCII letters lowered + b"\n": a byte's offset is the raw one's
-    # plus one, and every line, the last included, ends in "\n"; None when not kept.
+    # plus one, and every line, the last included, ends in "\n"; None when not kept (or
+    # dropped by :meth:`AmiMessage.detached`: lookups then parse the bytes).
     _lower: bytes | None
     _first: dict[str, str]  # the case-insensitive index of first values
     #: The ``Event`` header, empty for a response. Read when the message is made: every
@@ -104,6 +105,18 @@ class AmiMessage(_Fields):
         if event:
             _set_event(message, event)
         return message
+
+    def detached(self) -> AmiMessage:
+        """The same message at about half the memory, for one kept a while and read seldom:
+        only its bytes are held, and a lookup parses them."""
+        if self._lower is None:
+            return self
+        message: _Fields = _Draft()
+        message._raw = self._raw
+        message._lower = None
+        message.event = self.event
+        message.__class__ = AmiMessage
+        return message  # type: ignore[return-value]  # an AmiMessage now
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AmiMessage is immutable: cannot set {name!r}")

@@ -121,7 +121,9 @@ class _Call:
     variables: dict[str, str] = field(default_factory=dict)
     menu_path: list[str] = field(default_factory=list)
     state: str = ""
-    location: tuple[str, str, str] = ("", "", "")
+    # The latest Newexten of any leg, its bytes only: where the call is (context, extension,
+    # application) is read from it when asked (GET /calls), not at each step of the dialplan.
+    location: AmiMessage | None = None
     dials: list[DialOutcome] = field(default_factory=list)
     queue: str = ""
     queue_result: str = ""
@@ -165,7 +167,7 @@ class CallTracker:
         # One handler per event name, found with one lookup.
         self._consumers: dict[str, EventConsumer] = {
             "Newchannel": self._on_channel_event,
-            "Newstate": self._on_channel_event,
+            "Newstate": self._on_newstate,
             "NewCallerid": self._on_channel_event,
             "VarSet": self._on_varset,
             "Newexten": self._on_newexten,
@@ -214,7 +216,7 @@ class CallTracker:
             call.queue_result = ""
 
     def _on_channel_event(self, event: AmiMessage, uniqueid: str | None = None) -> None:
-        # Newchannel, Newstate, NewCallerid: what they say of the channel is all they bring.
+        # Newchannel, NewCallerid: what they say of the channel is all they bring.
         if uniqueid is None:
             uniqueid = event.get("Uniqueid")
         if not uniqueid:
@@ -222,6 +224,20 @@ class CallTracker:
         call, _ = self._channel(event, uniqueid)
         if uniqueid == call.first_uniqueid:
             self._update_caller(call, event)
+
+    def _on_newstate(self, event: AmiMessage, uniqueid: str | None = None) -> None:
+        # A known channel's Newstate brings its state only: Asterisk reports a change of
+        # caller id with a NewCallerid of its own, so its copy here is not read again.
+        if uniqueid is None:
+            uniqueid = event.get("Uniqueid")
+        if not uniqueid:
+            return
+        call, new = self._channel(event, uniqueid)
+        if uniqueid == call.first_uniqueid:
+            if new:
+                self._update_caller(call, event)
+            else:
+                call.state = event.get("ChannelStateDesc", call.state)
 
     def _on_varset(self, event: AmiMessage, uniqueid: str | None = None) -> None:
         # Without the event filter (an older Asterisk) every VarSet of the dialplan comes:
@@ -245,11 +261,7 @@ class CallTracker:
         if uniqueid is None:
             uniqueid = event.get("Uniqueid")
         if uniqueid:
-            self._call(event, uniqueid).location = (
-                event.get("Context"),
-                event.get("Exten"),
-                event.get("Application"),
-            )
+            self._call(event, uniqueid).location = event.detached()
 
     def _on_queue_join(self, event: AmiMessage, uniqueid: str | None = None) -> None:
         if uniqueid is None:
@@ -395,7 +407,13 @@ class CallTracker:
 
     def _live(self, call: _Call) -> LiveCall:
         variables = call.variables
-        context, exten, application = call.location
+        location = call.location
+        if location is None:
+            context = exten = application = ""
+        else:
+            context, exten, application = (
+                location.get("Context"), location.get("Exten"), location.get("Application")
+            )
         return LiveCall(
             linkedid=call.linkedid,
             node=self.node,

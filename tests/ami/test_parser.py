@@ -191,7 +191,8 @@ _LINES = st.sampled_from(
 @given(st.lists(_LINES, min_size=1, max_size=8))
 @settings(max_examples=400, deadline=None)
 def test_messages_kept_as_text_answer_as_parsed_ones(lines: list[str]) -> None:
-    """A message answered from its kept text gives the same headers and lookups as a parsed one."""
+    """A message answered from its kept text gives the same headers and lookups as a parsed one,
+    and so does the same message detached (its bytes only)."""
     text = "\n".join(lines)
     parsed = AmiMessage(tuple(_pairs(text)))
     # As cut from a stream with Asterisk's CRLF line ends (the last line keeps its "\r"),
@@ -200,15 +201,16 @@ def test_messages_kept_as_text_answer_as_parsed_ones(lines: list[str]) -> None:
     if not any(line.endswith("\r") for line in lines):
         blocks.append(text)
     for block in blocks:
-        kept = AmiMessage._from_block(block.encode())
-        assert kept is not None
-        assert kept.headers == parsed.headers
-        assert (kept.event, kept.is_event, kept.response, kept.action_id) == (
-            parsed.event, parsed.is_event, parsed.response, parsed.action_id,
-        )
-        for key in _KEYS:
-            assert kept.get(key, "-") == parsed.get(key, "-"), key
-            assert (key in kept) == (key in parsed), key
+        message = AmiMessage._from_block(block.encode())
+        assert message is not None
+        for kept in (message, message.detached()):
+            assert kept.headers == parsed.headers
+            assert (kept.event, kept.is_event, kept.response, kept.action_id) == (
+                parsed.event, parsed.is_event, parsed.response, parsed.action_id,
+            )
+            for key in _KEYS:
+                assert kept.get(key, "-") == parsed.get(key, "-"), key
+                assert (key in kept) == (key in parsed), key
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:

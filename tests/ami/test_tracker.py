@@ -204,22 +204,44 @@ def test_call_end_fields() -> None:
     )
 
 
+def test_location_and_a_call_first_seen_in_a_newstate_from_the_wire() -> None:
+    """A call first seen in a Newstate (begun before the link came up) takes its caller id from
+    it; GET /calls' location is the latest Newexten of the call, read off the wire."""
+    tracker = CallTracker("pbx1")
+    channel = (b"Channel: PJSIP/trunk-7\r\nChannelStateDesc: Up\r\nCallerIDNum: 13711112222\r\n"
+               b"CallerIDName: \xe7\x8e\x8b\xe4\xba\x94\r\nUniqueid: 7.1\r\nLinkedid: 7.1\r\n")
+    stream = (b"Event: Newstate\r\n" + channel + b"\r\n"
+              + b"Event: Newexten\r\n" + channel
+              + b"Context: ivr\r\nExten: s\r\nApplication: AGI\r\n\r\n"
+              + b"Event: Newexten\r\n" + channel
+              + b"Context: queues\r\nExten: 1\r\nApplication: Queue\r\n\r\n")
+    for message in AmiParser().feed(stream):
+        tracker.apply(message)
+    live = tracker.get("7.1")
+    assert live is not None
+    assert (live.caller_number, live.caller_name, live.state) == ("13711112222", "王五", "Up")
+    assert (live.context, live.exten, live.application) == ("queues", "1", "Queue")
+
+
 def test_a_long_caller_leg_keeps_its_latest_state_and_caller_id() -> None:
-    """State and caller id are the latest the caller leg's events said (an empty or
-    <unknown> caller id says nothing; no state header says nothing), however many came."""
+    """State is the latest the caller leg's events said, caller id the latest its Newchannel
+    and NewCallerid events said (an empty or <unknown> caller id says nothing; no state header
+    says nothing), however many came. A Newstate's copy of the caller id is not read: Asterisk
+    reports a change of it with a NewCallerid."""
     tracker = CallTracker("pbx1")
     common = {"Channel": "PJSIP/trunk-1", "Uniqueid": "1.1", "Linkedid": "1.1"}
     state, number, name = "", "", ""
     for n in range(50):
+        kind = "Newchannel" if n == 0 else ("Newstate", "NewCallerid")[n % 2]
         headers = dict(common)
         if n % 7 != 3:
             headers["ChannelStateDesc"] = f"state {n}"
             state = f"state {n}"
         headers["CallerIDNum"] = "<unknown>" if n % 5 == 4 else f"138{n:08d}" if n < 30 else ""
-        number = headers["CallerIDNum"] if n % 5 != 4 and n < 30 else number
-        headers["CallerIDName"] = "李四" if n == 11 else "<unknown>"
-        name = "李四" if n == 11 else name
-        kind = "Newchannel" if n == 0 else ("Newstate", "NewCallerid")[n % 2]
+        headers["CallerIDName"] = "李四" if n in (11, 12) else "<unknown>"
+        if kind != "Newstate":
+            number = headers["CallerIDNum"] if n % 5 != 4 and n < 30 else number
+            name = "李四" if n == 11 else name
         tracker.apply(event(Event=kind, **headers))
         tracker.apply(event(Event="Newstate", Channel="PJSIP/agent-1", Uniqueid="1.2",
                             Linkedid="1.1", ChannelStateDesc="Up", CallerIDNum="1001"))
