@@ -9,7 +9,9 @@ the exception type it raises; everything else here is the same for both.
 
 A call's final ticket submitted while its provisional one still waits in the queue takes the
 provisional one's place: one row written instead of two, and the provisional promise (a
-ticket exists if the process dies) is kept by the final row, which is written no later.
+ticket exists if the process dies) is kept by the final row, which is written no later. A
+provisional ticket may be submitted unmade (``submit_provisional``): it is made when its
+batch is taken, so one that a final ticket replaces first is never made at all.
 """
 
 from __future__ import annotations
@@ -40,12 +42,15 @@ class _Queued:
     """A submitted ticket and the future its submitter may await.
 
     ``superseded`` is the future of the call's provisional ticket this one replaced in the
-    queue: it settles as this one does.
+    queue: it settles as this one does. A provisional ticket has its call's ``linkedid``, and
+    is None while it waits unmade: ``make`` makes it.
     """
 
-    ticket: Ticket
+    ticket: Ticket | None
     future: asyncio.Future[bool]
     superseded: asyncio.Future[bool] | None = None
+    linkedid: str = ""
+    make: Callable[[], Ticket] | None = None
 
 
 class GroupCommitWriter:
@@ -128,7 +133,7 @@ class GroupCommitWriter:
             future.set_exception(TicketStoreError("the ticket store is not running"))
             return future
         if ticket.disposition == _IN_PROGRESS:
-            item = _Queued(ticket, future)
+            item = _Queued(ticket, future, None, ticket.linkedid)
             self._provisional.setdefault(ticket.linkedid, item)
         else:
             waiting = self._provisional.pop(ticket.linkedid, None)
@@ -136,9 +141,24 @@ class GroupCommitWriter:
                 # Not appended: flush() still waits on the last item appended, which settles
                 # no earlier than this one.
                 waiting.ticket, waiting.superseded = ticket, waiting.future
-                waiting.future = future
+                waiting.future, waiting.make = future, None
                 return future
             item = _Queued(ticket, future)
+        return self._append(item)
+
+    def submit_provisional(self, linkedid: str, make: Callable[[], Ticket]) -> asyncio.Future[bool]:
+        """Queue the provisional ticket of the call ``linkedid``, made by ``make()`` when its
+        batch is taken; see ``TicketStore.submit_provisional``. Never raises, never waits."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._task is None or self._closed or self._task.done():
+            future.set_exception(TicketStoreError("the ticket store is not running"))
+            return future
+        item = _Queued(None, future, None, linkedid, make)
+        self._provisional.setdefault(linkedid, item)
+        return self._append(item)
+
+    def _append(self, item: _Queued) -> asyncio.Future[bool]:
+        future = item.future
         self._queue.append(item)
         self._last_submitted = future
         self._wakeup.set()
@@ -205,8 +225,8 @@ class GroupCommitWriter:
                 batch = [self._queue.popleft() for _ in range(size)]
                 if self._provisional:
                     for item in batch:
-                        if self._provisional.get(item.ticket.linkedid) is item:
-                            del self._provisional[item.ticket.linkedid]
+                        if item.linkedid and self._provisional.get(item.linkedid) is item:
+                            del self._provisional[item.linkedid]
                 await self._commit(batch)
         finally:
             # Only reached early if the task is cancelled: nobody may wait forever on a ticket.
@@ -233,26 +253,35 @@ class GroupCommitWriter:
         if self._batch_full is not None:
             _settle(self._batch_full)
 
-    async def _commit(self, batch: list[_Queued]) -> None:
+    async def _commit(self, taken: list[_Queued]) -> None:
+        batch: list[_Queued] = []
+        tickets: list[Ticket] = []
+        for item in taken:
+            ticket = item.ticket if item.ticket is not None else _made(item)
+            if ticket is not None:
+                batch.append(item)
+                tickets.append(ticket)
+        if not batch:
+            return
         self._in_flight = len(batch)
         try:
-            outcomes = await self._insert([item.ticket for item in batch])
+            outcomes = await self._insert(tickets)
         except self.failure as exc:
             self.set_writable(False, exc)
-            for item in batch:
-                error = TicketStoreError(f"ticket {item.ticket.ticket_id} not written: {exc}")
+            for ticket, item in zip(tickets, batch, strict=True):
+                error = TicketStoreError(f"ticket {ticket.ticket_id} not written: {exc}")
                 error.__cause__ = exc
                 _fail_item(item, error)
         else:
             self._commits += 1
             self.set_writable(True)
             wake = False
-            for item, outcome in zip(batch, outcomes, strict=True):
+            for ticket, item, outcome in zip(tickets, batch, outcomes, strict=True):
                 if isinstance(outcome, TicketStoreError):
                     _fail_item(item, outcome)
                     continue
                 # Only a final ticket is due for delivery: a provisional one wakes nobody.
-                wake = wake or (outcome and item.ticket.disposition != _IN_PROGRESS)
+                wake = wake or (outcome and ticket.disposition != _IN_PROGRESS)
                 for future in (item.future, item.superseded):
                     if future is not None and not future.done():  # the submitter may cancel
                         future.set_result(outcome)
@@ -334,6 +363,12 @@ class GroupCommitStore(abc.ABC):
         """Queue ``ticket``; see ``TicketStore.submit``. Never raises, never waits."""
         return self._writer.submit(ticket)
 
+    def submit_provisional(
+        self, linkedid: str, make: Callable[[], Ticket]
+    ) -> asyncio.Future[bool]:
+        """Queue a provisional ticket made when written; see ``TicketStore``. Never raises."""
+        return self._writer.submit_provisional(linkedid, make)
+
     async def flush(self) -> None:
         """Wait until every ticket submitted so far is committed or has failed."""
         await self._writer.flush()
@@ -376,6 +411,23 @@ def _settle(future: asyncio.Future[None]) -> None:
 def _fail(future: asyncio.Future[bool], error: TicketStoreError) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+def _made(item: _Queued) -> Ticket | None:
+    """Make an unmade provisional ticket; None, the item failed, if that went wrong."""
+    assert item.make is not None
+    try:
+        ticket = item.make()
+        if ticket.linkedid != item.linkedid or ticket.disposition != _IN_PROGRESS:
+            raise ValueError(f"not the provisional ticket of call {item.linkedid}: {ticket!r}")
+    except Exception as exc:  # a bug of the caller's fails its one ticket, not the batch
+        _log.exception("provisional_ticket_failed", linkedid=item.linkedid)
+        error = TicketStoreError(f"provisional ticket of call {item.linkedid} not made: {exc}")
+        error.__cause__ = exc
+        _fail_item(item, error)
+        return None
+    item.ticket, item.make = ticket, None
+    return ticket
 
 
 def _fail_item(item: _Queued, error: TicketStoreError) -> None:

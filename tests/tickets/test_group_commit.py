@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import pytest
 
@@ -212,6 +214,66 @@ async def test_provisional_ticket_in_flight_is_not_replaced(
     await writer.flush()
     assert provisional.result() is True and final.result() is False  # the memory has no upsert
     assert [row["disposition"] for row in backend.rows] == ["in_progress", "agent"]
+
+
+async def test_an_unmade_provisional_ticket_is_made_when_its_batch_is_taken(
+    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket
+) -> None:
+    """A provisional ticket submitted unmade is made once, when its batch is taken, from what
+    ``make`` says then; one whose final ticket came first is never made."""
+    made: list[int] = []
+
+    def maker(n: int, path: list[str]) -> Callable[[], Ticket]:
+        def make() -> Ticket:
+            made.append(n)
+            return replace(make_ticket(n, disposition=Disposition.IN_PROGRESS),
+                           ivr_path=tuple(path))
+        return make
+
+    backend.gate.clear()
+    writer.submit(make_ticket(0))
+    await backend.entered.wait()  # batch one is held; what follows queues
+    path = ["root"]
+    written = writer.submit_provisional(make_ticket(1).linkedid, maker(1, path))
+    replaced = writer.submit_provisional(make_ticket(2).linkedid, maker(2, path))
+    final = writer.submit(make_ticket(2))
+    path.append("complaint")  # the call goes on while its provisional ticket waits
+    assert (writer.pending, made) == (3, [])
+    backend.gate.set()
+    await writer.flush()
+    assert (written.result(), replaced.result(), final.result()) == (True, True, True)
+    assert made == [1]
+    rows = {row["linkedid"]: row for row in backend.rows}
+    assert rows[make_ticket(1).linkedid]["disposition"] == "in_progress"
+    assert json.loads(str(rows[make_ticket(1).linkedid]["ivr_path"])) == ["root", "complaint"]
+    assert rows[make_ticket(2).linkedid]["disposition"] == "agent"
+
+
+@pytest.mark.parametrize("fault", ["raises", "not provisional", "another call"])
+async def test_a_provisional_ticket_that_cannot_be_made_fails_alone(
+    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket, fault: str
+) -> None:
+    """A ``make`` that raises, or makes a ticket that is not its call's provisional one, fails
+    that ticket only; the rest of its batch is written."""
+
+    def make() -> Ticket:
+        if fault == "raises":
+            raise RuntimeError("a bug")
+        if fault == "not provisional":
+            return make_ticket(1)
+        return make_ticket(9, disposition=Disposition.IN_PROGRESS)
+
+    backend.gate.clear()
+    writer.submit(make_ticket(0))
+    await backend.entered.wait()
+    bad = writer.submit_provisional(make_ticket(1).linkedid, make)
+    good = writer.submit(make_ticket(2))
+    backend.gate.set()
+    await writer.flush()
+    with pytest.raises(TicketStoreError, match="not made"):
+        bad.result()
+    assert good.result() is True
+    assert backend.batches[1:] == [[make_ticket(2).linkedid]]
 
 
 async def test_failed_batch_fails_the_superseded_provisional_too(
