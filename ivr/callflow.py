@@ -451,7 +451,7 @@ class _BoundedWaits:
         """Return once ``future`` is done or after the bound, whichever comes first."""
         if future.done():
             return
-        loop = asyncio.get_running_loop()
+        loop = future.get_loop()
         if loop is not self._loop:  # the first wait, or a new loop (tests): start afresh
             self._loop, self._timer = loop, None
             self._waiting.clear()

@@ -49,6 +49,7 @@ class AgiConnection(asyncio.Protocol):
         self,
         line_limit: int,
         on_made: Callable[[AgiConnection], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._line_limit = line_limit
         self._buffer = b""
@@ -62,8 +63,9 @@ class AgiConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
-        # Taken once, at the first wait: get_running_loop() costs a getpid() system call.
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # Given by the server, or taken once, at the first wait: get_running_loop() costs a
+        # getpid() system call.
+        self._loop = loop
         # Called when lines arrive and no reader waits: the server reads the environment so.
         self._on_lines: Callable[[], None] | None = None
         self.on_made = on_made
@@ -177,14 +179,19 @@ class AgiConnection(asyncio.Protocol):
         self._lines.extend([part + b"\n" for part in complete[:-1].split(b"\n")])
         return True
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the connection runs on."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
     def readable(self) -> asyncio.Future[None]:
         """A future done when :meth:`next_line` has something to say."""
         waiter = self._waiter
         if waiter is None or waiter.done():
-            loop = self._loop
-            if loop is None:
-                loop = self._loop = asyncio.get_running_loop()
-            waiter = loop.create_future()
+            waiter = (self._loop or self.loop).create_future()
             self._waiter = waiter
         return waiter
 
@@ -241,7 +248,7 @@ class AgiConnection(asyncio.Protocol):
             return
         waiter = self._drain_waiter
         if waiter is None or waiter.done():
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self.loop.create_future()
             self._drain_waiter = waiter
         await waiter
 

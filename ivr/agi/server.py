@@ -57,6 +57,7 @@ class FastAgiServer:
         self._allowed_peers = allowed_peers
         self._log: FilteringBoundLogger = logger or structlog.get_logger("ivr.agi")
         self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop  # set by start(), before any connection
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: set[_Pending] = set()
         self._active_sessions = 0
@@ -85,7 +86,8 @@ class FastAgiServer:
         """Bind and start accepting connections."""
         if self._server is not None:
             raise RuntimeError("FastAgiServer already started")
-        loop = asyncio.get_running_loop()
+        # Kept for every connection and call: get_running_loop() costs a getpid() system call.
+        self._loop = loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._new_connection, self._host, self._port, backlog=self._backlog
         )
@@ -112,7 +114,7 @@ class FastAgiServer:
     # -- a connection, until its environment is read -------------------------------------
 
     def _new_connection(self) -> AgiConnection:
-        return AgiConnection(self._line_limit, on_made=self._accept)
+        return AgiConnection(self._line_limit, on_made=self._accept, loop=self._loop)
 
     def _accept(self, connection: AgiConnection) -> None:
         """A socket is open: refuse it at once, or read its environment as lines arrive."""
@@ -137,7 +139,7 @@ class FastAgiServer:
 
     def _start_call(self, connection: AgiConnection, env: AgiEnvironment) -> None:
         """The environment is complete: the call runs in a task of its own."""
-        task = asyncio.get_running_loop().create_task(self._serve(connection, env))
+        task = self._loop.create_task(self._serve(connection, env))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -176,7 +178,7 @@ class FastAgiServer:
         our last bytes within ``_CLOSE_TIMEOUT`` is dropped hard."""
         connection.close()
         if not connection.lost and connection.write_buffer_size:
-            asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, connection.abort)
+            self._loop.call_later(_CLOSE_TIMEOUT, connection.abort)
 
 
 class _Pending:
@@ -192,7 +194,7 @@ class _Pending:
         self._server = server
         self._connection = connection
         self._parser = EnvironmentParser(max_bytes=server._header_limit)
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+        self._timer: asyncio.TimerHandle | None = server._loop.call_later(
             server._header_timeout, self._expired
         )
 

@@ -76,7 +76,7 @@ class AgiSession:
         self._command_timeout = command_timeout
         self._state = _OPEN
         self._busy = False
-        self._loop = asyncio.get_running_loop()
+        self._loop = connection.loop
         self._deadline: float | None = None  # of the command in flight, loop time
         self._timer: asyncio.TimerHandle | None = None
         self._expired = False

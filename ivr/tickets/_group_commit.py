@@ -90,6 +90,8 @@ class GroupCommitWriter:
         # Settled when the batch being waited for fills (or the writer closes): see _fill.
         self._batch_full: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+        # The writer's loop, kept by start(): get_running_loop() costs a getpid() system call.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._in_flight = 0
         self._last_submitted: asyncio.Future[bool] | None = None
@@ -107,7 +109,8 @@ class GroupCommitWriter:
     def start(self) -> None:
         """Start the writer task; its owner awaits it through ``close``."""
         self.check_startable()
-        self._task = asyncio.create_task(self._write_loop(), name=self._task_name)
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._write_loop(), name=self._task_name)
 
     async def close(self) -> None:
         """Commit everything already submitted, then end the writer task."""
@@ -128,7 +131,7 @@ class GroupCommitWriter:
 
     def submit(self, ticket: Ticket) -> asyncio.Future[bool]:
         """Queue ``ticket``; see ``TicketStore.submit``. Never raises, never waits."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool] = (self._loop or asyncio.get_running_loop()).create_future()
         if self._task is None or self._closed or self._task.done():
             future.set_exception(TicketStoreError("the ticket store is not running"))
             return future
@@ -149,7 +152,7 @@ class GroupCommitWriter:
     def submit_provisional(self, linkedid: str, make: Callable[[], Ticket]) -> asyncio.Future[bool]:
         """Queue the provisional ticket of the call ``linkedid``, made by ``make()`` when its
         batch is taken; see ``TicketStore.submit_provisional``. Never raises, never waits."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool] = (self._loop or asyncio.get_running_loop()).create_future()
         if self._task is None or self._closed or self._task.done():
             future.set_exception(TicketStoreError("the ticket store is not running"))
             return future
