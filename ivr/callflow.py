@@ -18,8 +18,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-import structlog
-
 from call_transfer import department, emergency, variables
 from ivr import sanitize
 from ivr.agi.errors import AgiError, AgiHangup
@@ -28,7 +26,7 @@ from ivr.dialplan.model import EMERGENCY_FAILED_PROMPT, Dialplan
 from ivr.engine.lines import LineSources, detect_line
 from ivr.engine.route import Route, RouteKind
 from ivr.engine.walk import Ask, Done, MenuWalk
-from ivr.logs import bind_call
+from ivr.logs import BoundOnce, bind_call
 from ivr.metrics import Metrics
 from ivr.tickets.model import Disposition, Ticket, ticket_id_for
 from ivr.tickets.sla import sla_due
@@ -104,7 +102,7 @@ class CallHandler:
         self._node = node
         self._backend = backend
         self._clock = clock
-        self._log = structlog.get_logger("ivr.call")
+        self._log = BoundOnce("ivr.call")
         self._commit_waits = _BoundedWaits(_TICKET_COMMIT_WAIT_S)
 
     async def __call__(self, session: AgiSession) -> None:
@@ -145,7 +143,7 @@ class CallHandler:
         line = state.line
         # One bound logger for the call's lines: each method called on the lazy proxy from
         # get_logger() builds a logger anew, even for a debug line that is filtered out.
-        log = self._log.bind()
+        log = self._log()
         walk = MenuWalk(plan, line, now=state.started_at)
         metrics = self._metrics
         active = metrics.child(metrics.active_calls, line.number)

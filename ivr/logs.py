@@ -26,6 +26,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 __all__ = [
     "REDACTED",
+    "BoundOnce",
     "RedactSecrets",
     "bind_call",
     "bind_call_fields",
@@ -142,6 +143,41 @@ class RedactSecrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         return text
+
+
+class BoundOnce:
+    """``structlog.get_logger(name).bind()``, made again only when logging is configured anew.
+
+    A logger from ``get_logger`` is a lazy proxy that builds a logger for every method called
+    on it, and ``bind()`` builds two; a bound logger of an empty context changes no more once
+    made (``bind`` on it makes another), so one serves every call until ``structlog.configure``
+    (``configure_logging``, ``structlog.testing.capture_logs``) gives new processors.
+    """
+
+    __slots__ = ("_made", "_made_for", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._made: Any = None
+        self._made_for: tuple[object, ...] = ()
+
+    def __call__(self) -> Any:
+        """The bound logger for the configuration in force."""
+        config = structlog.get_config()
+        processors, factory = config["processors"], config["logger_factory"]
+        wrapper, context = config["wrapper_class"], config["context_class"]
+        known = self._made_for
+        if (
+            known
+            and known[0] is processors
+            and known[1] is factory
+            and known[2] is wrapper
+            and known[3] is context
+        ):
+            return self._made
+        self._made = structlog.get_logger(self._name).bind()
+        self._made_for = (processors, factory, wrapper, context)
+        return self._made
 
 
 def bind_call(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from ivr.logs import REDACTED, bind_call, call_fields, configure_logging
+from ivr.logs import REDACTED, BoundOnce, bind_call, call_fields, configure_logging
 from ivr.simpbx import CallScript
 from tests.integration.conftest import ADMIN_TOKEN, SECRET
 
