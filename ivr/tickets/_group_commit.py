@@ -31,6 +31,10 @@ from ivr.tickets.model import Disposition, Ticket
 _log = structlog.get_logger("ivr.tickets")
 # Read once: a member read from its enum class runs Python code (3.11), twice per ticket here.
 _IN_PROGRESS = Disposition.IN_PROGRESS
+# Unmade provisional tickets made in one turn of the event loop at most: a batch taken while
+# a thousand calls enter the IVR holds as many, and making them all at once would hold up
+# every call (~0.3 ms for these).
+_MAKE_SLICE = 32
 
 # Commits ``tickets`` in one transaction; for each, whether it was new, or why it was refused
 # (a ticket that cannot be stored faithfully fails alone, not its batch).
@@ -252,18 +256,36 @@ class GroupCommitWriter:
             timer.cancel()
             self._batch_full = None
 
+    async def _made_batch(self, taken: list[_Queued]) -> tuple[list[_Queued], list[Ticket]]:
+        """The items of ``taken`` to write and their tickets, the unmade ones made now (and
+        left out if that failed), ``_MAKE_SLICE`` a turn of the event loop."""
+        batch: list[_Queued] = []
+        tickets: list[Ticket] = []
+        made = 0
+        try:
+            for item in taken:
+                ticket = item.ticket
+                if ticket is None:
+                    if made and made % _MAKE_SLICE == 0:
+                        await asyncio.sleep(0)
+                    made += 1
+                    ticket = _made(item)
+                    if ticket is None:
+                        continue
+                batch.append(item)
+                tickets.append(ticket)
+        except BaseException:  # cancelled between slices: nobody may wait forever
+            for item in taken:
+                _fail_item(item, TicketStoreError("the ticket store stopped"))
+            raise
+        return batch, tickets
+
     def _end_fill(self) -> None:
         if self._batch_full is not None:
             _settle(self._batch_full)
 
     async def _commit(self, taken: list[_Queued]) -> None:
-        batch: list[_Queued] = []
-        tickets: list[Ticket] = []
-        for item in taken:
-            ticket = item.ticket if item.ticket is not None else _made(item)
-            if ticket is not None:
-                batch.append(item)
-                tickets.append(ticket)
+        batch, tickets = await self._made_batch(taken)
         if not batch:
             return
         self._in_flight = len(batch)

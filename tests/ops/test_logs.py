@@ -88,6 +88,24 @@ async def test_every_line_of_a_call_carries_its_ids(log_stream: io.StringIO) -> 
     assert "linkedid" not in after and after["event"] == "after.call"
 
 
+def test_a_logger_bound_once_follows_each_new_configuration() -> None:
+    """BoundOnce hands out one logger while logging stays as configured, and a new one after
+    configure_logging or inside structlog's capture_logs."""
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging(level="info", json=True, stream=first)
+    log = BoundOnce("ivr.call")
+    assert log() is log()
+    log().info("one")
+    configure_logging(level="info", json=True, stream=second)
+    log().info("two")
+    with structlog.testing.capture_logs() as captured:
+        log().info("three")
+    log().info("four")
+    assert [line["event"] for line in _lines(first)] == ["one"]
+    assert [line["event"] for line in _lines(second)] == ["two", "four"]
+    assert [entry["event"] for entry in captured] == ["three"]
+
+
 def test_a_nested_binding_gives_the_outer_values_back() -> None:
     """After an inner bind_call the outer call's values are bound again, and keys only the
     inner one bound are gone."""
