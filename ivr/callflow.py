@@ -351,15 +351,12 @@ class CallHandler:
         return future
 
     def _submit_provisional(self, plan: Dialplan, walk: MenuWalk, state: _CallState) -> None:
-        # Made when its batch is written, from what is known of the call then; a call whose
-        # final ticket comes first (most) never makes it.
-        make = partial(
-            self._ticket,
-            plan, walk, state, disposition=Disposition.IN_PROGRESS, ended_at=state.started_at,
-        )  # fmt: skip
+        ticket = self._ticket(
+            plan, walk, state, disposition=Disposition.IN_PROGRESS, ended_at=state.started_at
+        )
         # Its outcome is the final ticket's concern (a failure shows in writable and the log);
         # the future is held so the loop never warns of an exception nobody retrieved.
-        state.provisional = self._store.submit_provisional(state.linkedid, make)
+        state.provisional = self._store.submit(ticket)
         state.provisional.add_done_callback(_consume)
 
     def _ticket(

@@ -9,9 +9,7 @@ the exception type it raises; everything else here is the same for both.
 
 A call's final ticket submitted while its provisional one still waits in the queue takes the
 provisional one's place: one row written instead of two, and the provisional promise (a
-ticket exists if the process dies) is kept by the final row, which is written no later. A
-provisional ticket may be submitted unmade (``submit_provisional``): it is made when its
-batch is taken, so one that a final ticket replaces first is never made at all.
+ticket exists if the process dies) is kept by the final row, which is written no later.
 """
 
 from __future__ import annotations
@@ -31,10 +29,6 @@ from ivr.tickets.model import Disposition, Ticket
 _log = structlog.get_logger("ivr.tickets")
 # Read once: a member read from its enum class runs Python code (3.11), twice per ticket here.
 _IN_PROGRESS = Disposition.IN_PROGRESS
-# Unmade provisional tickets made in one turn of the event loop at most: a batch taken while
-# a thousand calls enter the IVR holds as many, and making them all at once would hold up
-# every call (~0.3 ms for these).
-_MAKE_SLICE = 32
 
 # Commits ``tickets`` in one transaction; for each, whether it was new, or why it was refused
 # (a ticket that cannot be stored faithfully fails alone, not its batch).
@@ -46,15 +40,12 @@ class _Queued:
     """A submitted ticket and the future its submitter may await.
 
     ``superseded`` is the future of the call's provisional ticket this one replaced in the
-    queue: it settles as this one does. A provisional ticket has its call's ``linkedid``, and
-    is None while it waits unmade: ``make`` makes it.
+    queue: it settles as this one does.
     """
 
-    ticket: Ticket | None
+    ticket: Ticket
     future: asyncio.Future[bool]
     superseded: asyncio.Future[bool] | None = None
-    linkedid: str = ""
-    make: Callable[[], Ticket] | None = None
 
 
 class GroupCommitWriter:
@@ -140,7 +131,7 @@ class GroupCommitWriter:
             future.set_exception(TicketStoreError("the ticket store is not running"))
             return future
         if ticket.disposition == _IN_PROGRESS:
-            item = _Queued(ticket, future, None, ticket.linkedid)
+            item = _Queued(ticket, future)
             self._provisional.setdefault(ticket.linkedid, item)
         else:
             waiting = self._provisional.pop(ticket.linkedid, None)
@@ -148,24 +139,9 @@ class GroupCommitWriter:
                 # Not appended: flush() still waits on the last item appended, which settles
                 # no earlier than this one.
                 waiting.ticket, waiting.superseded = ticket, waiting.future
-                waiting.future, waiting.make = future, None
+                waiting.future = future
                 return future
             item = _Queued(ticket, future)
-        return self._append(item)
-
-    def submit_provisional(self, linkedid: str, make: Callable[[], Ticket]) -> asyncio.Future[bool]:
-        """Queue the provisional ticket of the call ``linkedid``, made by ``make()`` when its
-        batch is taken; see ``TicketStore.submit_provisional``. Never raises, never waits."""
-        future: asyncio.Future[bool] = (self._loop or asyncio.get_running_loop()).create_future()
-        if self._task is None or self._closed or self._task.done():
-            future.set_exception(TicketStoreError("the ticket store is not running"))
-            return future
-        item = _Queued(None, future, None, linkedid, make)
-        self._provisional.setdefault(linkedid, item)
-        return self._append(item)
-
-    def _append(self, item: _Queued) -> asyncio.Future[bool]:
-        future = item.future
         self._queue.append(item)
         self._last_submitted = future
         self._wakeup.set()
@@ -232,8 +208,8 @@ class GroupCommitWriter:
                 batch = [self._queue.popleft() for _ in range(size)]
                 if self._provisional:
                     for item in batch:
-                        if item.linkedid and self._provisional.get(item.linkedid) is item:
-                            del self._provisional[item.linkedid]
+                        if self._provisional.get(item.ticket.linkedid) is item:
+                            del self._provisional[item.ticket.linkedid]
                 await self._commit(batch)
         finally:
             # Only reached early if the task is cancelled: nobody may wait forever on a ticket.
@@ -256,57 +232,30 @@ class GroupCommitWriter:
             timer.cancel()
             self._batch_full = None
 
-    async def _made_batch(self, taken: list[_Queued]) -> tuple[list[_Queued], list[Ticket]]:
-        """The items of ``taken`` to write and their tickets, the unmade ones made now (and
-        left out if that failed), ``_MAKE_SLICE`` a turn of the event loop."""
-        batch: list[_Queued] = []
-        tickets: list[Ticket] = []
-        made = 0
-        try:
-            for item in taken:
-                ticket = item.ticket
-                if ticket is None:
-                    if made and made % _MAKE_SLICE == 0:
-                        await asyncio.sleep(0)
-                    made += 1
-                    ticket = _made(item)
-                    if ticket is None:
-                        continue
-                batch.append(item)
-                tickets.append(ticket)
-        except BaseException:  # cancelled between slices: nobody may wait forever
-            for item in taken:
-                _fail_item(item, TicketStoreError("the ticket store stopped"))
-            raise
-        return batch, tickets
-
     def _end_fill(self) -> None:
         if self._batch_full is not None:
             _settle(self._batch_full)
 
-    async def _commit(self, taken: list[_Queued]) -> None:
-        batch, tickets = await self._made_batch(taken)
-        if not batch:
-            return
+    async def _commit(self, batch: list[_Queued]) -> None:
         self._in_flight = len(batch)
         try:
-            outcomes = await self._insert(tickets)
+            outcomes = await self._insert([item.ticket for item in batch])
         except self.failure as exc:
             self.set_writable(False, exc)
-            for ticket, item in zip(tickets, batch, strict=True):
-                error = TicketStoreError(f"ticket {ticket.ticket_id} not written: {exc}")
+            for item in batch:
+                error = TicketStoreError(f"ticket {item.ticket.ticket_id} not written: {exc}")
                 error.__cause__ = exc
                 _fail_item(item, error)
         else:
             self._commits += 1
             self.set_writable(True)
             wake = False
-            for ticket, item, outcome in zip(tickets, batch, outcomes, strict=True):
+            for item, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, TicketStoreError):
                     _fail_item(item, outcome)
                     continue
                 # Only a final ticket is due for delivery: a provisional one wakes nobody.
-                wake = wake or (outcome and ticket.disposition != _IN_PROGRESS)
+                wake = wake or (outcome and item.ticket.disposition != _IN_PROGRESS)
                 for future in (item.future, item.superseded):
                     if future is not None and not future.done():  # the submitter may cancel
                         future.set_result(outcome)
@@ -388,12 +337,6 @@ class GroupCommitStore(abc.ABC):
         """Queue ``ticket``; see ``TicketStore.submit``. Never raises, never waits."""
         return self._writer.submit(ticket)
 
-    def submit_provisional(
-        self, linkedid: str, make: Callable[[], Ticket]
-    ) -> asyncio.Future[bool]:
-        """Queue a provisional ticket made when written; see ``TicketStore``. Never raises."""
-        return self._writer.submit_provisional(linkedid, make)
-
     async def flush(self) -> None:
         """Wait until every ticket submitted so far is committed or has failed."""
         await self._writer.flush()
@@ -436,23 +379,6 @@ def _settle(future: asyncio.Future[None]) -> None:
 def _fail(future: asyncio.Future[bool], error: TicketStoreError) -> None:
     if not future.done():
         future.set_exception(error)
-
-
-def _made(item: _Queued) -> Ticket | None:
-    """Make an unmade provisional ticket; None, the item failed, if that went wrong."""
-    assert item.make is not None
-    try:
-        ticket = item.make()
-        if ticket.linkedid != item.linkedid or ticket.disposition != _IN_PROGRESS:
-            raise ValueError(f"not the provisional ticket of call {item.linkedid}: {ticket!r}")
-    except Exception as exc:  # a bug of the caller's fails its one ticket, not the batch
-        _log.exception("provisional_ticket_failed", linkedid=item.linkedid)
-        error = TicketStoreError(f"provisional ticket of call {item.linkedid} not made: {exc}")
-        error.__cause__ = exc
-        _fail_item(item, error)
-        return None
-    item.ticket, item.make = ticket, None
-    return ticket
 
 
 def _fail_item(item: _Queued, error: TicketStoreError) -> None:

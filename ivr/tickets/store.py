@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -117,16 +116,6 @@ class TicketStore(Protocol):
         Linkedid already had a ticket (idempotence, not an error), and fails with
         ``TicketStoreError`` if it could not be written. Must be called from the event loop.
         """
-        ...
-
-    def submit_provisional(
-        self, linkedid: str, make: Callable[[], Ticket]
-    ) -> asyncio.Future[bool]:
-        """Queue the provisional ticket of the call ``linkedid`` (``IN_PROGRESS``), made by
-        ``make()`` on the event loop when its batch is taken for writing, as ``submit``
-        otherwise. The call's final ticket, submitted before then, takes its place and it is
-        never made: most calls end before their provisional ticket is written, and making
-        one costs about as much as queueing it."""
         ...
 
     async def flush(self) -> None:

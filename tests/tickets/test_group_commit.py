@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -214,134 +212,6 @@ async def test_provisional_ticket_in_flight_is_not_replaced(
     await writer.flush()
     assert provisional.result() is True and final.result() is False  # the memory has no upsert
     assert [row["disposition"] for row in backend.rows] == ["in_progress", "agent"]
-
-
-async def test_an_unmade_provisional_ticket_is_made_when_its_batch_is_taken(
-    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket
-) -> None:
-    """A provisional ticket submitted unmade is made once, when its batch is taken, from what
-    ``make`` says then; one whose final ticket came first is never made."""
-    made: list[int] = []
-
-    def maker(n: int, path: list[str]) -> Callable[[], Ticket]:
-        def make() -> Ticket:
-            made.append(n)
-            return replace(make_ticket(n, disposition=Disposition.IN_PROGRESS),
-                           ivr_path=tuple(path))
-        return make
-
-    backend.gate.clear()
-    writer.submit(make_ticket(0))
-    await backend.entered.wait()  # batch one is held; what follows queues
-    path = ["root"]
-    written = writer.submit_provisional(make_ticket(1).linkedid, maker(1, path))
-    replaced = writer.submit_provisional(make_ticket(2).linkedid, maker(2, path))
-    final = writer.submit(make_ticket(2))
-    path.append("complaint")  # the call goes on while its provisional ticket waits
-    assert (writer.pending, made) == (3, [])
-    backend.gate.set()
-    await writer.flush()
-    assert (written.result(), replaced.result(), final.result()) == (True, True, True)
-    assert made == [1]
-    rows = {row["linkedid"]: row for row in backend.rows}
-    assert rows[make_ticket(1).linkedid]["disposition"] == "in_progress"
-    assert json.loads(str(rows[make_ticket(1).linkedid]["ivr_path"])) == ["root", "complaint"]
-    assert rows[make_ticket(2).linkedid]["disposition"] == "agent"
-
-
-async def test_many_unmade_provisional_tickets_are_made_a_slice_a_turn(
-    backend: MemoryBackend, make_ticket: MakeTicket
-) -> None:
-    """A batch of many unmade provisional tickets (a thousand calls entering the IVR at once)
-    is made a slice at a time, the event loop turning between slices, not all in one go."""
-    writer = GroupCommitWriter(
-        backend.insert, failure=BackendDown, batch_max=500, max_delay_s=0,
-        task_name="test-writer", log_fields={},
-    )  # fmt: skip
-    order: list[str] = []
-
-    def maker(n: int) -> Callable[[], Ticket]:
-        def make() -> Ticket:
-            order.append("made")
-            return make_ticket(n, disposition=Disposition.IN_PROGRESS)
-        return make
-
-    async def ticking() -> None:  # one "turn" a turn of the loop, until all are made
-        while order.count("made") < 200:
-            order.append("turn")
-            await asyncio.sleep(0)
-
-    writer.start()
-    backend.gate.clear()
-    writer.submit(make_ticket(0))
-    await backend.entered.wait()  # batch one is held; the provisional tickets queue
-    futures = [writer.submit_provisional(make_ticket(n).linkedid, maker(n)) for n in range(1, 201)]
-    ticker = asyncio.create_task(ticking())
-    backend.gate.set()
-    await asyncio.gather(*futures)
-    await ticker
-    await writer.close()
-    made = "".join("m" if step == "made" else "t" for step in order)
-    runs = [len(run) for run in made.split("t") if run]
-    assert sum(runs) == 200 and max(runs) <= 32 and len(runs) >= 200 // 32
-
-
-async def test_a_writer_cancelled_between_slices_fails_what_it_took(
-    backend: MemoryBackend, make_ticket: MakeTicket
-) -> None:
-    """Cancelled while it makes a batch's provisional tickets, the writer fails every ticket of
-    the batch: none is left waiting forever."""
-    writer = GroupCommitWriter(
-        backend.insert, failure=BackendDown, batch_max=500, max_delay_s=0,
-        task_name="test-writer", log_fields={},
-    )  # fmt: skip
-    writer.start()
-    backend.gate.clear()
-    writer.submit(make_ticket(0))
-    await backend.entered.wait()
-    first_made = asyncio.Event()
-
-    def make() -> Ticket:
-        first_made.set()
-        return make_ticket(1, disposition=Disposition.IN_PROGRESS)
-
-    futures = [writer.submit_provisional(make_ticket(1).linkedid, make) for _ in range(100)]
-    backend.gate.set()
-    await first_made.wait()
-    task = writer._task
-    assert task is not None
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    assert all(future.done() for future in futures)
-    with pytest.raises(TicketStoreError, match="stopped"):
-        futures[-1].result()
-
-
-@pytest.mark.parametrize("fault", ["raises", "not provisional", "another call"])
-async def test_a_provisional_ticket_that_cannot_be_made_fails_alone(
-    writer: GroupCommitWriter, backend: MemoryBackend, make_ticket: MakeTicket, fault: str
-) -> None:
-    """A ``make`` that raises, or makes a ticket that is not its call's provisional one, fails
-    that ticket only; the rest of its batch is written."""
-
-    def make() -> Ticket:
-        if fault == "raises":
-            raise RuntimeError("a bug")
-        if fault == "not provisional":
-            return make_ticket(1)
-        return make_ticket(9, disposition=Disposition.IN_PROGRESS)
-
-    backend.gate.clear()
-    writer.submit(make_ticket(0))
-    await backend.entered.wait()
-    bad = writer.submit_provisional(make_ticket(1).linkedid, make)
-    good = writer.submit(make_ticket(2))
-    backend.gate.set()
-    await writer.flush()
-    with pytest.raises(TicketStoreError, match="not made"):
-        bad.result()
-    assert good.result() is True
-    assert backend.batches[1:] == [[make_ticket(2).linkedid]]
 
 
 async def test_failed_batch_fails_the_superseded_provisional_too(

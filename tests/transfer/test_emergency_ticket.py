@@ -4,7 +4,6 @@ written only after the Dial was sent: a process killed during an emergency call 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,22 +48,7 @@ async def test_ticket_is_in_the_store_while_the_emergency_dial_lasts(
                 provisional.set()
             return submit(ticket)
 
-        submit_provisional = store.submit_provisional
-
-        def recording_provisional(
-            linkedid: str, make: Callable[[], Ticket]
-        ) -> asyncio.Future[bool]:
-            events.append(("submitted", Disposition.IN_PROGRESS.value))
-            provisional.set()
-
-            def made() -> Ticket:  # when its batch is written
-                tickets.append(make())
-                return tickets[-1]
-
-            return submit_provisional(linkedid, made)
-
         monkeypatch.setattr(store, "submit", recording_submit)
-        monkeypatch.setattr(store, "submit_provisional", recording_provisional)
         call = asyncio.create_task(
             hotline.pbx.place_call(CallScript("13800138000", dialled=AT_ONCE_LINE))
         )

@@ -44,11 +44,6 @@ class BlockedStore:
         self._never.append(future)
         return future
 
-    def submit_provisional(
-        self, linkedid: str, make: Callable[[], Ticket]
-    ) -> asyncio.Future[bool]:
-        return self.submit(make())
-
     async def flush(self) -> None:
         await asyncio.get_running_loop().create_future()
 
