@@ -41,8 +41,7 @@ class _Fields:
     # "\n", the last one included unless it ends the stream.
     _raw: bytes
     # b"\n" + the bytes with ASCII letters lowered + b"\n": a byte's offset is the raw one's
-    # plus one, and every line, the last included, ends in "\n"; None when not kept (or
-    # dropped by :meth:`AmiMessage.detached`: lookups then parse the bytes).
+    # plus one, and every line, the last included, ends in "\n"; None when not kept.
     _lower: bytes | None
     _first: dict[str, str]  # the case-insensitive index of first values
     #: The ``Event`` header, empty for a response. Read when the message is made: every
@@ -77,6 +76,18 @@ class AmiMessage(_Fields):
         return cls(pairs)
 
     @classmethod
+    def from_raw(cls, raw: bytes) -> AmiMessage | None:
+        """The message whose :attr:`raw` bytes these are; None if they are empty."""
+        return cls._from_block(raw)
+
+    @property
+    def raw(self) -> bytes:
+        """The message's bytes as read off the wire (its last line end and the blank line
+        after it left out), for one to keep at half the memory and read again with
+        :meth:`from_raw`; empty for a message made from pairs."""
+        return self._raw
+
+    @classmethod
     def _from_block(cls, block: bytes) -> AmiMessage | None:
         """A message from its bytes (lines ended by ``\\r\\n`` or ``\\n``, the last one's
         ``\\n`` left out; no blank line); None if empty.
@@ -105,18 +116,6 @@ class AmiMessage(_Fields):
         if event:
             _set_event(message, event)
         return message
-
-    def detached(self) -> AmiMessage:
-        """The same message at about half the memory, for one kept a while and read seldom:
-        only its bytes are held, and a lookup parses them."""
-        if self._lower is None:
-            return self
-        message: _Fields = _Draft()
-        message._raw = self._raw
-        message._lower = None
-        message.event = self.event
-        message.__class__ = AmiMessage
-        return message  # type: ignore[return-value]  # an AmiMessage now
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AmiMessage is immutable: cannot set {name!r}")

@@ -121,9 +121,10 @@ class _Call:
     variables: dict[str, str] = field(default_factory=dict)
     menu_path: list[str] = field(default_factory=list)
     state: str = ""
-    # The latest Newexten of any leg, its bytes only: where the call is (context, extension,
-    # application) is read from it when asked (GET /calls), not at each step of the dialplan.
-    location: AmiMessage | None = None
+    # The latest Newexten of any leg, as its bytes (AmiMessage.raw) when it has them: where the
+    # call is (context, extension, application) is read from it when asked (GET /calls), not
+    # at each step of the dialplan. Read again each time: the event is not kept parsed.
+    location: AmiMessage | bytes | None = None
     dials: list[DialOutcome] = field(default_factory=list)
     queue: str = ""
     queue_result: str = ""
@@ -261,7 +262,7 @@ class CallTracker:
         if uniqueid is None:
             uniqueid = event.get("Uniqueid")
         if uniqueid:
-            self._call(event, uniqueid).location = event.detached()
+            self._call(event, uniqueid).location = event.raw or event
 
     def _on_queue_join(self, event: AmiMessage, uniqueid: str | None = None) -> None:
         if uniqueid is None:
@@ -407,7 +408,8 @@ class CallTracker:
 
     def _live(self, call: _Call) -> LiveCall:
         variables = call.variables
-        location = call.location
+        kept = call.location
+        location = AmiMessage.from_raw(kept) if isinstance(kept, bytes) else kept
         if location is None:
             context = exten = application = ""
         else:

@@ -221,6 +221,10 @@ def test_location_and_a_call_first_seen_in_a_newstate_from_the_wire() -> None:
     assert live is not None
     assert (live.caller_number, live.caller_name, live.state) == ("13711112222", "王五", "Up")
     assert (live.context, live.exten, live.application) == ("queues", "1", "Queue")
+    # Kept as the event's bytes, and read again at each look: a poll of GET /calls does not
+    # leave every call's event parsed (kilobytes a call).
+    assert type(tracker._calls["7.1"].location) is bytes
+    assert tracker.get("7.1") == live
 
 
 def test_a_long_caller_leg_keeps_its_latest_state_and_caller_id() -> None:
