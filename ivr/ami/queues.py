@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from ivr._frozen import fast_init
 from ivr.ami._parser import AmiMessage
 
 #: The events this needs; the wiring adds them to the link's event filter.
@@ -44,6 +45,7 @@ class QueueJoined:
     queue: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class QueueLeft:
     """A caller stopped waiting: answered, abandoned or exited, after ``wait_seconds``."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ivr._frozen import fast_init
 from ivr.ami._parser import AmiMessage
 
 __all__ = [
@@ -45,6 +46,7 @@ HOTLINE_VARIABLES = frozenset(
 _UNKNOWN = "<unknown>"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DialOutcome:
     """One ``Dial`` attempt of the call and how it ended (``ANSWER``, ``BUSY`` ...)."""
@@ -76,6 +78,7 @@ class LiveCall:
     channels: tuple[str, ...]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CallEnd:
     """Summary of a finished call; ``vanished`` when it ended while the link was down."""
