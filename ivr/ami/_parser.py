@@ -82,9 +82,9 @@ class AmiMessage(_Fields):
 
     @property
     def raw(self) -> bytes:
-        """The message's bytes as read off the wire (its last line end and the blank line
-        after it left out), for one to keep at half the memory and read again with
-        :meth:`from_raw`; empty for a message made from pairs."""
+        """The message's bytes as read, up to the blank line that ends it: for a message kept
+        a while at half the memory, read again with :meth:`from_raw`. Empty for a message
+        made from pairs, or parsed at once (see :meth:`_from_block`)."""
         return self._raw
 
     @classmethod
