@@ -171,7 +171,7 @@ class CallTracker:
         # One handler per event name, found with one lookup.
         self._consumers: dict[str, EventConsumer] = {
             "Newchannel": self._on_channel_event,
-            "Newstate": self._on_newstate,
+            "Newstate": self._on_channel_event,
             "NewCallerid": self._on_channel_event,
             "VarSet": self._on_varset,
             "Newexten": self._on_newexten,
@@ -220,25 +220,16 @@ class CallTracker:
             call.queue_result = ""
 
     def _on_channel_event(self, event: AmiMessage, uniqueid: str | None = None) -> None:
-        # Newchannel, NewCallerid: what they say of the channel is all they bring.
-        if uniqueid is None:
-            uniqueid = event.get("Uniqueid")
-        if not uniqueid:
-            return
-        call, _ = self._channel(event, uniqueid)
-        if uniqueid == call.first_uniqueid:
-            self._update_caller(call, event)
-
-    def _on_newstate(self, event: AmiMessage, uniqueid: str | None = None) -> None:
+        # Newchannel, Newstate, NewCallerid: what they say of the channel is all they bring.
         # A known channel's Newstate brings its state only: Asterisk reports a change of
-        # caller id with a NewCallerid of its own, so its copy here is not read again.
+        # caller id with a NewCallerid of its own, so its copy there is not read again.
         if uniqueid is None:
             uniqueid = event.get("Uniqueid")
         if not uniqueid:
             return
         call, new = self._channel(event, uniqueid)
         if uniqueid == call.first_uniqueid:
-            if new:
+            if new or event.event != "Newstate":
                 self._update_caller(call, event)
             else:
                 call.state = event.get("ChannelStateDesc", call.state)
