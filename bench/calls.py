@@ -89,11 +89,17 @@ class Target:
 
 
 async def start_target(
-    name: str, module: str, *args: str, under: tuple[str, ...] = (), start_s: float = 60
+    name: str,
+    module: str,
+    *args: str,
+    under: tuple[str, ...] = (),
+    start_s: float = 60,
+    root: Path = ROOT,
 ) -> Target:
-    """Start ``python -m module args`` (run by ``under``, e.g. valgrind) and read its ports."""
+    """Start ``python -m module args`` (run by ``under``, e.g. valgrind) in the source tree
+    ``root`` (this one, or another revision's checkout) and read its ports."""
     process = await asyncio.create_subprocess_exec(
-        *under, sys.executable, "-m", module, *args, cwd=ROOT,
+        *under, sys.executable, "-m", module, *args, cwd=root,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
