@@ -47,8 +47,11 @@ def worktree(revision: str) -> Iterator[Path]:
     """A checkout of ``revision`` in a temporary folder, removed on exit."""
     folder = Path(tempfile.mkdtemp(prefix="hotline-compare-"))
     git = ("git", "-C", str(calls.ROOT))
-    subprocess.run([*git, "worktree", "add", "--detach", str(folder), revision],
-                   check=True, capture_output=True, text=True)  # fmt: skip
+    added = subprocess.run([*git, "worktree", "add", "--detach", str(folder), revision],
+                           capture_output=True, text=True)  # fmt: skip
+    if added.returncode != 0:
+        folder.rmdir()
+        sys.exit(f"cannot check {revision!r} out: {added.stderr.strip()}")
     try:
         yield folder
     finally:
