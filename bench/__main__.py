@@ -55,6 +55,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "interpreter": _proc.interpreter(),
         "sqlite": sqlite3.sqlite_version,
         "packages": versions,
         "commit": commit,
@@ -218,6 +219,8 @@ def main() -> None:
     ]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    python = report["machine"]["interpreter"]
+    print(f"Python {python['version']} ({python['build']}): {sys.executable}\n")
     print_table(rows)
     written = (
         args.output.relative_to(calls.ROOT)

@@ -11,8 +11,11 @@ import contextlib
 import importlib.util
 import json
 import os
+import platform
 import sys
+import sysconfig
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 
@@ -32,6 +35,31 @@ def pin_to_core(core: int | None) -> list[int]:
 def uvloop_available() -> bool:
     """True when uvloop is installed in this environment."""
     return importlib.util.find_spec("uvloop") is not None
+
+
+#: The configure options of CPython that change its speed.
+_BUILD_FLAGS = ("--enable-optimizations", "--with-lto", "--enable-shared")
+
+
+def interpreter() -> dict[str, Any]:
+    """The Python that runs this process, as far as it can tell, without its paths.
+
+    The service's speed depends on how its interpreter was built (profile-guided and
+    link-time optimisation, a static or a shared libpython) as much as on the machine, and
+    ``sysconfig`` does not always say which: a distribution may build its static interpreter
+    otherwise than the shared library whose configuration it reports. So whether libpython was
+    loaded as a shared library is read off this process's memory map, and the configure
+    options are given as reported.
+    """
+    maps = Path("/proc/self/maps")
+    configured = sysconfig.get_config_var("CONFIG_ARGS") or ""
+    return {
+        "version": platform.python_version(),
+        "build": " ".join(platform.python_build()),
+        "compiler": platform.python_compiler(),
+        "libpython_shared": "libpython" in maps.read_text() if maps.exists() else None,
+        "configured_with": [flag for flag in _BUILD_FLAGS if flag in configured],
+    }
 
 
 def run(main: Coroutine[Any, Any, None], loop: str) -> None:

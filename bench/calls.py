@@ -95,11 +95,14 @@ async def start_target(
     under: tuple[str, ...] = (),
     start_s: float = 60,
     root: Path = ROOT,
+    python: str = sys.executable,
 ) -> Target:
     """Start ``python -m module args`` (run by ``under``, e.g. valgrind) in the source tree
-    ``root`` (this one, or another revision's checkout) and read its ports."""
+    ``root`` (this one, or another revision's checkout) and read its ports. ``python`` is
+    this process's interpreter unless another is named (an environment of its own, with the
+    project installed)."""
     process = await asyncio.create_subprocess_exec(
-        *under, sys.executable, "-m", module, *args, cwd=root,
+        *under, python, "-m", module, *args, cwd=root,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None

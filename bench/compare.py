@@ -1,6 +1,7 @@
-"""The service at another revision and at this tree, run in turn in the same minutes.
+"""The service at another revision or on another interpreter and at this tree, run in turn.
 
     .venv/bin/python -m bench.compare REV [--rounds 4] [--loop uvloop] [--calls 4000]
+    .venv/bin/python -m bench.compare [REV] --python OTHER/bin/python
 
 This machine's speed drifts by tens of per cent from one minute to the next, so two full
 benchmark runs made apart say little about a change worth a few per cent. Here each round
@@ -12,7 +13,9 @@ p99, memory per held call.
 
 REV is checked out into a temporary git worktree, removed after. Its service runs from there
 (``python -m bench.service --ami-port --loop --core``, which REV must have: round four on);
-both are driven by this tree's simulated PBX on core 1.
+both are driven by this tree's simulated PBX on core 1. ``--python`` runs the other side (REV,
+or this tree when no REV is given) on another interpreter: the python of an environment made
+from it with the project installed (``-m venv``, then ``pip install -e '.[fast]'``).
 """
 
 from __future__ import annotations
@@ -60,9 +63,10 @@ def worktree(revision: str) -> Iterator[Path]:
 
 
 async def rounds(
-    sides: dict[str, Path], count: int, loop: str, settings: calls.RunSettings
+    sides: dict[str, tuple[Path, str]], count: int, loop: str, settings: calls.RunSettings
 ) -> dict[str, list[dict[str, Any]]]:
-    """``count`` runs of each side, in turn, the order swapped each round."""
+    """``count`` runs of each side (its source tree, its interpreter), in turn, the order
+    swapped each round."""
     stamps = Stamps()
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
     with timed_pbx(stamps):
@@ -72,9 +76,10 @@ async def rounds(
             for number in range(count):
                 order = list(sides) if number % 2 == 0 else list(reversed(sides))
                 for name in order:
+                    root, python = sides[name]
                     service = await calls.start_target(
                         name, "bench.service", "--ami-port", str(pbx.ami_port),
-                        "--loop", loop, "--core", str(SERVICE_CORE), root=sides[name],
+                        "--loop", loop, "--core", str(SERVICE_CORE), root=root, python=python,
                     )  # fmt: skip
                     try:
                         figures = await calls.one_run(pbx, stamps, service, settings, service=True)
@@ -107,21 +112,36 @@ def table(results: dict[str, list[dict[str, Any]]], before: str, after: str) -> 
 def main() -> None:
     """Check REV out, run both sides in turn, print the table, write the runs as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("revision", help="a git revision of this repository (tag, hash ...)")
+    parser.add_argument(
+        "revision", nargs="?", default=None,
+        help="a git revision of this repository (tag, hash ...); this tree if not given",
+    )
+    parser.add_argument(
+        "--python", default=None,
+        help="the other side's interpreter: an environment's python with the project installed",
+    )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default=None)
     parser.add_argument("--calls", type=int, default=4000, help="menu calls a run")
     parser.add_argument("--output", type=Path, default=None, help="write every run here (JSON)")
     args = parser.parse_args()
+    if args.revision is None and args.python is None:
+        parser.error("name a revision, an interpreter (--python), or both")
     loop = args.loop or ("uvloop" if _proc.uvloop_available() else "asyncio")
     settings = calls.RunSettings(calls=args.calls, probe_seconds=1.0)
     _proc.pin_to_core(DRIVER_CORE)
-    before, after = args.revision, "this tree"
+    before, after = args.revision or "this tree", "this tree"
+    if args.python is not None:
+        before, after = f"{before} on {args.python}", f"{after} on {sys.executable}"
     results: dict[str, list[dict[str, Any]]] = {}
 
     async def drive() -> None:
-        with worktree(args.revision) as folder:
-            sides = {before: folder, after: calls.ROOT}
+        checkout = worktree(args.revision) if args.revision else contextlib.nullcontext(calls.ROOT)
+        with checkout as folder:
+            sides = {
+                before: (folder, args.python or sys.executable),
+                after: (calls.ROOT, sys.executable),
+            }
             results.update(await rounds(sides, args.rounds, loop, settings))
 
     driver_loop = "uvloop" if _proc.uvloop_available() else "asyncio"
@@ -129,7 +149,8 @@ def main() -> None:
     print("\n".join(table(results, before, after)))
     if args.output is not None:
         args.output.write_text(json.dumps(
-            {"revision": before, "loop": loop, "settings": {"calls": args.calls},
+            {"revision": args.revision, "python": args.python, "sides": [before, after],
+             "loop": loop, "settings": {"calls": args.calls},
              "runs": results}, indent=1, default=str) + "\n")  # fmt: skip
 
 
