@@ -1,7 +1,8 @@
 """Fuzz the AMI parser: the same bytes fed whole and in random cuts must give the same messages.
 
 Run: ``python fuzz/fuzz_ami.py -atheris_runs=100000``. A crash is any exception other than
-``AmiProtocolError``, or messages that depend on how the input was split.
+``AmiProtocolError``, messages that depend on how the input was split, or a header lookup on
+which the C search (``ivr/ami/_speedups.c``) and its Python reference disagree.
 """
 
 from __future__ import annotations
@@ -11,11 +12,26 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from ivr.ami._parser import AmiParser
+    from ivr.ami import _speedups
+    from ivr.ami._parser import AmiMessage, AmiParser, header_value
     from ivr.ami.errors import AmiProtocolError
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 LIMIT = 4096  # small, so that the size check is reached too
+
+
+def check_lookups(message: AmiMessage) -> None:
+    """Both searches give the same answer for each key of the message, and one it lacks."""
+    raw = message.raw
+    if not raw:
+        return
+    lower = b"\n" + raw.lower() + b"\n"
+    keys = {key.lower().encode("utf-8", "replace") for key, _ in message.headers[:8]}
+    for key in (*keys, b"uniqueid"):
+        needle = b"\n" + key + b":"
+        c, python = _speedups.header_value(raw, lower, needle), header_value(raw, lower, needle)
+        if c != python:
+            raise AssertionError(f"{needle!r} in {raw!r}: C {c!r}, Python {python!r}")
 
 
 def parse(chunks: list[bytes]) -> tuple[list[object], bool]:
@@ -24,7 +40,9 @@ def parse(chunks: list[bytes]) -> tuple[list[object], bool]:
     messages: list[object] = []
     try:
         for chunk in chunks:
-            messages += [message.headers for message in parser.feed(chunk)]
+            for message in parser.feed(chunk):
+                check_lookups(message)
+                messages.append(message.headers)
     except AmiProtocolError:
         return messages, True
     return messages, False

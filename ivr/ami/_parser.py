@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from types import EllipsisType
 
 from ivr.ami.errors import AmiProtocolError
 
@@ -179,26 +180,13 @@ class AmiMessage(_Fields):
         """Return the first value of ``key`` (case-insensitive), or ``default``."""
         lower = self._lower
         if lower is not None:
-            # _find, inlined: this runs several times for every event the service reads.
+            # This runs several times for every event the service reads: the search is
+            # header_value (in C when built), the needle a dict lookup.
             needle = _NEEDLES.get(key) or _needle(key)
             if needle is not None:
-                at = lower.find(needle)
-                if at < 0:
-                    return default
-                start = at + len(needle)
-                if lower[start] == 32:  # " "
-                    # The value ends at its line's "\n" (one byte further in ``lower``), and
-                    # before a "\r" there.
-                    raw = self._raw
-                    end = lower.find(b"\n", start) - 1
-                    if raw[end - 1] == 13:  # "\r"
-                        end -= 1
-                    value = raw[start:end]
-                    try:
-                        # UTF-8 without arguments to parse; invalid bytes are rare.
-                        return value.decode()
-                    except UnicodeDecodeError:
-                        return value.decode("utf-8", "replace")
+                value = _header_value(self._raw, lower, needle)
+                if value is not ...:
+                    return default if value is None else value
         return self._index().get(key.lower(), default)
 
     def get_all(self, key: str) -> tuple[str, ...]:
@@ -283,6 +271,50 @@ def _needle(key: str) -> bytes | None:
     return needle
 
 
+def header_value(raw: bytes, lower: bytes, needle: bytes) -> str | EllipsisType | None:
+    """The value of the first line of a kept message whose key is ``needle``'s: what
+    :meth:`AmiMessage.get` reads. None if no line has that key; ``...`` if the message must be
+    parsed to tell (``key:value`` without a space, or arguments that break the rules below).
+
+    ``raw`` is the message's bytes (lines ended by ``\\n`` or ``\\r\\n``), ``lower`` is
+    ``b"\\n" + raw`` with ASCII letters lowered ``+ b"\\n"`` (a byte's offset there is its
+    offset in ``raw`` plus one), ``needle`` is ``b"\\n" + key + b":"`` lowered (:func:`_needle`).
+    The value ends before its line's ``\\n`` and one ``\\r`` before that, and is decoded as
+    UTF-8 with invalid bytes replaced.
+
+    The reference for ``ivr/ami/_speedups.c``, which does the same in C: a lookup through
+    :meth:`AmiMessage.get` then costs ~3k instructions, against 6.5-7.5k here. Tests check that
+    both agree.
+    """
+    if len(lower) != len(raw) + 2 or len(needle) < 2 or needle[0] != _NEWLINE:
+        return ...
+    at = lower.find(needle)
+    if at < 0:
+        return None
+    # lower[start] is the byte after "key:"; in ``raw`` the value starts at that offset.
+    start = at + len(needle)
+    if start >= len(lower) or lower[start] != _SPACE:
+        return ...
+    # The line's "\n" is one byte further in ``lower`` than in ``raw``.
+    line_end = lower.find(b"\n", start)
+    if line_end < 0:
+        return ...
+    end = line_end - 1
+    if end > start and raw[end - 1] == _CR:
+        end -= 1
+    value = raw[start:end]
+    try:
+        return value.decode()  # without arguments to parse; invalid bytes are rare
+    except UnicodeDecodeError:
+        return value.decode("utf-8", "replace")
+
+
+try:
+    from ivr.ami._speedups import header_value as _header_value
+except ImportError:  # not built (no C compiler where the package was installed)
+    _header_value = header_value
+
+
 #: The needles :func:`_needle` made, for :meth:`AmiMessage.get` to look up before calling it:
 #: a dict lookup costs less than a call, and ``get`` runs several times an event.
 _NEEDLES: dict[str, bytes] = {}
@@ -296,6 +328,8 @@ _MAX_EVENT_NAMES = 1024  # Asterisk has ~200 event names; more means a peer inve
 _KELVIN = "\u212a".encode()
 _DOTTED_I = "\u0130".encode()
 _SPACE = ord(" ")
+_NEWLINE = ord("\n")
+_CR = ord("\r")
 
 
 def _event_name(line: bytes) -> str:

@@ -1,0 +1,3 @@
+from types import EllipsisType
+
+def header_value(raw: bytes, lower: bytes, needle: bytes, /) -> str | EllipsisType | None: ...
