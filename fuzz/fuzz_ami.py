@@ -1,8 +1,9 @@
 """Fuzz the AMI parser: the same bytes fed whole and in random cuts must give the same messages.
 
 Run: ``python fuzz/fuzz_ami.py -atheris_runs=100000``. A crash is any exception other than
-``AmiProtocolError``, messages that depend on how the input was split, or a header lookup on
-which the C search (``ivr/ami/_speedups.c``) and its Python reference disagree.
+``AmiProtocolError``, messages that depend on how the input was split, or a read's cut into
+messages or a header lookup on which the C code (``ivr/ami/_speedups.c``) and its Python
+reference disagree.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import atheris
 
 with atheris.instrument_imports():
     from ivr.ami import _speedups
-    from ivr.ami._parser import AmiMessage, AmiParser, header_value
+    from ivr.ami._parser import AmiMessage, AmiParser, header_value, split_messages
     from ivr.ami.errors import AmiProtocolError
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
@@ -53,6 +54,8 @@ def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     cuts = sorted(fdp.ConsumeIntListInRange(fdp.ConsumeIntInRange(0, 16), 0, 1 << 16))
     body = fdp.ConsumeBytes(fdp.remaining_bytes())
+    if _speedups.split_messages(body) != split_messages(body):
+        raise AssertionError(f"the C and Python cuts of {body!r} differ")
     for stream in (BANNER + body, body):
         points = sorted({c % (len(stream) + 1) for c in cuts})
         chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]

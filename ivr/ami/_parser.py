@@ -309,10 +309,28 @@ def header_value(raw: bytes, lower: bytes, needle: bytes) -> str | EllipsisType 
         return value.decode("utf-8", "replace")
 
 
+def split_messages(data: bytes) -> tuple[list[bytes], bytes, bool] | None:
+    """A read cut into messages, the usual way: None if ``data`` holds ``\\n\\n`` (line ends
+    other than Asterisk's CRLF, read the slow way); else ``data.split(b"\\n\\r\\n")`` (its
+    last piece what is not complete yet), ``data`` with ASCII letters lowered, and whether no
+    key can hide from a search in those lowered bytes (see :meth:`AmiMessage._from_block`).
+
+    The reference for ``split_messages`` in ``ivr/ami/_speedups.c``, which does it in one pass:
+    under 1k instructions a message, against ~6k for these three passes. Tests check that both
+    agree.
+    """
+    if b"\n\n" in data:
+        return None
+    plain = data.isascii() or (_KELVIN not in data and _DOTTED_I not in data)
+    return data.split(b"\n\r\n"), data.lower(), plain
+
+
 try:
     from ivr.ami._speedups import header_value as _header_value
+    from ivr.ami._speedups import split_messages as _split_messages
 except ImportError:  # not built (no C compiler where the package was installed)
     _header_value = header_value
+    _split_messages = split_messages
 
 
 #: The needles :func:`_needle` made, for :meth:`AmiMessage.get` to look up before calling it:
@@ -484,22 +502,17 @@ class AmiParser:
             data = bytes(data)
         # ``data`` is now all that waits. Asterisk writes "\r\n\r\n" only; "\n\n" means
         # other line ends somewhere.
-        if b"\n\n" not in data:
+        split = _split_messages(data)
+        if split is not None:
             # The usual case: one split and one lowering for the whole read, no scan per
             # message; bytes all the way, a value is decoded only when it is read. A blank
             # line ends a message: split after a line's "\n", so each message keeps its last
             # line's "\r" (the lookups drop it). The last piece is what is not complete yet.
-            blocks = data.split(b"\n\r\n")
+            blocks, lowered, plain = split
             rest = blocks.pop()
-            # Within the limit, no message can be too large. With none complete yet (a long
-            # one arriving in many reads) there is nothing to lower and read.
+            # Within the limit, no message can be too large.
             if not blocks or len(data) - len(rest) <= self.max_message_size:
-                if not blocks or _read_crlf(
-                    blocks,
-                    data.lower(),
-                    data.isascii() or (_KELVIN not in data and _DOTTED_I not in data),
-                    messages,
-                ):
+                if not blocks or _read_crlf(blocks, lowered, plain, messages):
                     # Stray line ends after the last message carry nothing.
                     buffer[:] = rest.lstrip(b"\r\n")
                     self._scan_from = max(0, len(buffer) - 3)

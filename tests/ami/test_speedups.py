@@ -1,4 +1,4 @@
-"""AMI header lookups: the C search (ivr/ami/_speedups.c) and its Python reference agree."""
+"""The AMI parser's two paths in C (ivr/ami/_speedups.c) answer as their Python references do."""
 
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ def lowered(raw: bytes) -> bytes:
     return b"\n" + raw.lower() + b"\n"
 
 
-def test_the_c_search_is_built_and_used() -> None:
-    """The package was built with its C search, and AmiMessage.get goes through it."""
+def test_the_c_paths_are_built_and_used() -> None:
+    """The package was built with its C paths, and AmiMessage.get and AmiParser.feed use them."""
     assert _parser._header_value is _speedups.header_value
+    assert _parser._split_messages is _speedups.split_messages
 
 
 @pytest.mark.parametrize("lookup", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
@@ -121,3 +122,49 @@ def test_both_agree_on_any_bytes(lines: list[bytes], line_end: bytes, needle: by
     raw = line_end.join(lines)
     lower = lowered(raw)
     assert _speedups.header_value(raw, lower, needle) == _parser.header_value(raw, lower, needle)
+
+
+# Reads cut into messages: the C pass (split_messages) and its Python reference.
+_PIECE = st.sampled_from(
+    [b"\r\n", b"\n", b"\r", b"\r\n\r\n", b"\n\r\n", b"Event: A", b"Key: v", b"K", b"k",
+     "\u212a".encode(), "\u0130".encode(), b"\xe2\x84", b"\xc4", b"\xff", b" ", b":"]
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("split", [_parser.split_messages, _speedups.split_messages],
+                         ids=["python", "c"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"A: 1\r\nB: 2\r\n\r\nC: 3\r\n\r\nD",
+         ([b"A: 1\r\nB: 2\r", b"C: 3\r", b"D"], b"a: 1\r\nb: 2\r\n\r\nc: 3\r\n\r\nd", True)),
+        (b"", ([b""], b"", True)),
+        (b"A: 1\r\n", ([b"A: 1\r\n"], b"a: 1\r\n", True)),
+        (b"A: 1\n\nB: 2\n\n", None),  # bare line ends: not the usual read
+        (b"A: 1\r\n\r\n\nB", None),
+        ("Name: 张三\r\n\r\n".encode(), (["Name: 张三\r".encode(), b""],
+                                         "name: 张三\r\n\r\n".encode(), True)),
+        ("\u212aey: 1\r\n\r\n".encode(), (["\u212aey: 1\r".encode(), b""],
+                                          "\u212aey: 1\r\n\r\n".encode(), False)),
+    ],
+)  # fmt: skip
+def test_reads_cut_into_messages(
+    split: Callable[[bytes], object], data: bytes, expected: object
+) -> None:
+    """A CRLF read is cut at each blank line, lowered, and told whether a key could hide; a
+    read with bare line ends is left to the slow path."""
+    assert split(data) == expected
+
+
+@given(st.lists(_PIECE, max_size=40))
+@settings(max_examples=1500, deadline=None)
+def test_both_cut_any_read_alike(pieces: list[bytes]) -> None:
+    """For any bytes, the C pass gives what the Python reference gives."""
+    data = b"".join(pieces)
+    assert _speedups.split_messages(data) == _parser.split_messages(data)
+
+
+def test_the_c_pass_takes_bytes_only() -> None:
+    """The C pass refuses anything but a bytes object, as a TypeError."""
+    with pytest.raises(TypeError):
+        _speedups.split_messages(bytearray(b"A: 1\r\n\r\n"))  # type: ignore[arg-type]
