@@ -2,8 +2,8 @@
 
 Run: ``python fuzz/fuzz_ami.py -atheris_runs=100000``. A crash is any exception other than
 ``AmiProtocolError``, messages that depend on how the input was split, or a read's cut into
-messages or a header lookup on which the C code (``ivr/ami/_speedups.c``) and its Python
-reference disagree.
+messages, the messages made of it or a header lookup on which the C code
+(``ivr/ami/_speedups.c``) and its Python reference disagree.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ import atheris
 
 with atheris.instrument_imports():
     from ivr.ami import _speedups
-    from ivr.ami._parser import AmiMessage, AmiParser, header_value, split_messages
+    from ivr.ami._parser import (
+        _EVENT_NAMES,
+        AmiMessage,
+        AmiParser,
+        header_value,
+        read_events,
+        split_messages,
+    )
     from ivr.ami.errors import AmiProtocolError
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
@@ -54,8 +61,17 @@ def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     cuts = sorted(fdp.ConsumeIntListInRange(fdp.ConsumeIntInRange(0, 16), 0, 1 << 16))
     body = fdp.ConsumeBytes(fdp.remaining_bytes())
-    if _speedups.split_messages(body) != split_messages(body):
+    split = _speedups.split_messages(body)
+    if split != split_messages(body):
         raise AssertionError(f"the C and Python cuts of {body!r} differ")
+    if split is not None:
+        blocks, lowered, plain = split
+        made: tuple[list[AmiMessage], list[AmiMessage]] = ([], [])
+        names = dict(_EVENT_NAMES)
+        stops = [read(blocks[:-1], 0, 0, lowered, plain, names, out)
+                 for read, out in zip((_speedups.read_events, read_events), made, strict=True)]
+        if stops[0] != stops[1] or [m.raw for m in made[0]] != [m.raw for m in made[1]]:
+            raise AssertionError(f"the C and Python messages of {body!r} differ")
     for stream in (BANNER + body, body):
         points = sorted({c % (len(stream) + 1) for c in cuts})
         chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]

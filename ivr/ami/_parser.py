@@ -325,14 +325,6 @@ def split_messages(data: bytes) -> tuple[list[bytes], bytes, bool] | None:
     return data.split(b"\n\r\n"), data.lower(), plain
 
 
-try:
-    from ivr.ami._speedups import header_value as _header_value
-    from ivr.ami._speedups import split_messages as _split_messages
-except ImportError:  # not built (no C compiler where the package was installed)
-    _header_value = header_value
-    _split_messages = split_messages
-
-
 #: The needles :func:`_needle` made, for :meth:`AmiMessage.get` to look up before calling it:
 #: a dict lookup costs less than a call, and ``get`` runs several times an event.
 _NEEDLES: dict[str, bytes] = {}
@@ -425,37 +417,66 @@ def _read_crlf(
     :meth:`AmiMessage._from_block`). False, ``messages`` left incomplete, if a message is a
     legacy ``Response: Follows``, whose output may hold blank lines.
 
-    :meth:`AmiMessage._from_block` for each, inlined for an event that starts with a name
-    seen before: such a message's lowered bytes, with their "\\n" on either side, are a
-    slice of ``lowered``. This runs for every event.
+    The events whose name was seen before are made by :func:`read_events` (in C when built),
+    a run of them at a time; this reads the others.
     """
     # A block starts at ``at`` in the data and in ``lowered``; the byte before it there is
     # the "\n" that ends the previous separator, and the one after it the "\n" that starts
     # its own separator. The first block has no byte before it.
-    at = 0
-    names = _EVENT_NAMES.get
-    append = messages.append
-    for block in blocks:
-        size = len(block)
-        # Only a first line ``Event: name`` seen before is in the table: one lookup both
-        # tells an event and names it.
-        event = names(block.partition(b"\n")[0])
-        if event is not None and (plain or not (_KELVIN in block or _DOTTED_I in block)):
-            message: _Fields = _Draft()  # _kept, inlined
-            message._raw = block
-            message._lower = lowered[at - 1 : at + size + 1] if at else b"\n" + lowered[: size + 1]
-            message.event = event
-            message.__class__ = AmiMessage
-            append(message)  # type: ignore[arg-type]  # an AmiMessage now
-        elif block:
+    index, at, count = 0, 0, len(blocks)
+    while True:
+        index, at = _read_events(blocks, index, at, lowered, plain, _EVENT_NAMES, messages)
+        if index >= count:
+            return True
+        block = blocks[index]
+        if block:
             block = block.lstrip(b"\r\n")
             if block.startswith(_LEGACY_FOLLOWS):
                 return False
             other = AmiMessage._from_block(block)
             if other is not None:
-                append(other)
+                messages.append(other)
+        at += len(blocks[index]) + 3
+        index += 1
+
+
+def read_events(
+    blocks: list[bytes],
+    index: int,
+    at: int,
+    lowered: bytes,
+    plain: bool,
+    names: dict[bytes, str],
+    messages: list[AmiMessage],
+) -> tuple[int, int]:
+    """From ``blocks[index]``, which starts at offset ``at`` of the read and of ``lowered``,
+    make each block into a kept message while its first line is a known event's (``names``)
+    and no key can hide in it (``plain``, or neither letter in the block), appending to
+    ``messages``; the index and offset of the first block it leaves (or of the end).
+
+    :meth:`AmiMessage._from_block` for such a block, whose lowered bytes with their "\\n" on
+    either side are a slice of ``lowered``. The reference for ``read_events`` in
+    ``ivr/ami/_speedups.c``, which makes the messages in C: with it the parser costs ~3.7k
+    instructions an event, against ~7.7k with this. Tests check that both agree.
+    """
+    count = len(blocks)
+    while index < count:
+        block = blocks[index]
+        size = len(block)
+        # Only a first line ``Event: name`` seen before is in the table: one lookup both
+        # tells an event and names it.
+        event = names.get(block.partition(b"\n")[0])
+        if event is None or not (plain or not (_KELVIN in block or _DOTTED_I in block)):
+            break
+        message: _Fields = _Draft()  # _kept, inlined
+        message._raw = block
+        message._lower = lowered[at - 1 : at + size + 1] if at else b"\n" + lowered[: size + 1]
+        message.event = event
+        message.__class__ = AmiMessage
+        messages.append(message)  # type: ignore[arg-type]  # an AmiMessage now
         at += size + 3
-    return True
+        index += 1
+    return index, at
 
 
 def _complete_end(buffer: bytearray) -> int:
@@ -592,3 +613,26 @@ class AmiParser:
             raise AmiProtocolError(
                 f"AMI message of more than {self.max_message_size} bytes; dropping the link"
             )
+
+
+# The three hot paths in C, when the package was built with its extension; else the Python
+# references above (no C compiler where the package was installed).
+_header_value: Callable[[bytes, bytes, bytes], str | EllipsisType | None]
+_split_messages: Callable[[bytes], tuple[list[bytes], bytes, bool] | None]
+_read_events: Callable[
+    [list[bytes], int, int, bytes, bool, dict[bytes, str], list[AmiMessage]], tuple[int, int]
+]
+try:
+    from ivr.ami import _speedups
+except ImportError:
+    _header_value = header_value
+    _split_messages = split_messages
+    _read_events = read_events
+else:
+    # read_events makes AmiMessage objects: the class, and its fields' slots.
+    _speedups.configure(
+        AmiMessage, _Fields.__dict__["_raw"], _Fields.__dict__["_lower"], _Fields.__dict__["event"]
+    )
+    _header_value = _speedups.header_value
+    _split_messages = _speedups.split_messages
+    _read_events = _speedups.read_events

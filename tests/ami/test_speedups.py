@@ -7,10 +7,10 @@ from pathlib import Path
 from types import EllipsisType
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ivr.ami import AmiParser, _parser, _speedups
+from ivr.ami import AmiMessage, AmiParser, _parser, _speedups
 
 Lookup = Callable[[bytes, bytes, bytes], "str | EllipsisType | None"]
 IMPLEMENTATIONS: dict[str, Lookup] = {
@@ -29,6 +29,7 @@ def test_the_c_paths_are_built_and_used() -> None:
     """The package was built with its C paths, and AmiMessage.get and AmiParser.feed use them."""
     assert _parser._header_value is _speedups.header_value
     assert _parser._split_messages is _speedups.split_messages
+    assert _parser._read_events is _speedups.read_events
 
 
 @pytest.mark.parametrize("lookup", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
@@ -168,3 +169,62 @@ def test_the_c_pass_takes_bytes_only() -> None:
     """The C pass refuses anything but a bytes object, as a TypeError."""
     with pytest.raises(TypeError):
         _speedups.split_messages(bytearray(b"A: 1\r\n\r\n"))  # type: ignore[arg-type]
+
+
+# A read's events made into messages: the C loop (read_events) and its Python reference.
+_READ_BLOCK = st.sampled_from(
+    [b"Event: Newexten\r\nUniqueid: 1.1\r", b"Event: Hangup\r\nCause: 16\r", b"Event: Hangup\r",
+     b"Response: Success\r\nActionID: 7\r", b"Event: NeverSeen\r\nA: 1\r", b"",
+     "Event: Hangup\r\nName: \u212aey\r".encode(), "Event: Hangup\r\nName: 张三\r".encode(),
+     b"Event: Hangup", b"\r\nEvent: Hangup\r"]
+)  # fmt: skip
+
+
+def _made(messages: list[AmiMessage]) -> list[tuple[bytes, bytes | None, str]]:
+    return [(m.raw, m._lower, m.event) for m in messages]
+
+
+@given(st.lists(_READ_BLOCK, max_size=12), st.integers(0, 12))
+@settings(max_examples=1000, deadline=None)
+def test_both_make_the_same_messages(blocks: list[bytes], start: int) -> None:
+    """From any read's blocks and any starting block, the C loop makes the messages the
+    Python reference makes, and stops at the same block."""
+    data = b"\n\r\n".join([*blocks, b"Event: Ne"])  # a last piece not yet complete
+    split = _parser.split_messages(data)
+    assume(split is not None)  # an empty block after another makes a bare "\n\n"
+    assert split is not None
+    pieces, lowered, plain = split
+    pieces.pop()
+    start = min(start, len(pieces))
+    at = sum(len(piece) + 3 for piece in pieces[:start])
+    names = {b"Event: Newexten\r": "Newexten", b"Event: Hangup\r": "Hangup"}
+    by_c: list[AmiMessage] = []
+    by_python: list[AmiMessage] = []
+    stop_c = _speedups.read_events(pieces, start, at, lowered, plain, names, by_c)
+    stop_python = _parser.read_events(pieces, start, at, lowered, plain, names, by_python)
+    assert stop_c == stop_python
+    assert _made(by_c) == _made(by_python)
+    for message in by_c:
+        assert type(message) is AmiMessage
+        assert message.get("Uniqueid", "-") == AmiMessage.from_raw(message.raw).get("Uniqueid", "-")
+
+
+def test_the_c_loop_makes_whole_messages() -> None:
+    """A message the C loop made answers like one parsed from its text, and is immutable."""
+    data = b"Event: Hangup\r\nUniqueid: 1.5\r\nCause: 16\r\n\r\nEvent: Hangup\r\nCause: 1\r\n\r\n"
+    messages = AmiParser().feed(data)
+    assert [(m.event, m.get("Cause"), m.get("Uniqueid", "-")) for m in messages] == [
+        ("Hangup", "16", "1.5"), ("Hangup", "1", "-"),
+    ]
+    assert messages[0].headers == (("Event", "Hangup"), ("Uniqueid", "1.5"), ("Cause", "16"))
+    with pytest.raises(AttributeError):
+        messages[0].event = "Newexten"  # type: ignore[misc]
+
+
+def test_the_c_loop_is_given_the_message_class_only() -> None:
+    """configure refuses what is not a class and its slots' descriptors."""
+    with pytest.raises(TypeError):
+        _speedups.configure(AmiMessage, "raw", "lower", "event")
+    slots = [_parser._Fields.__dict__[name] for name in ("_raw", "_lower", "event")]
+    with pytest.raises(TypeError):
+        _speedups.configure(int, *slots)
