@@ -615,8 +615,8 @@ class AmiParser:
             )
 
 
-# The three hot paths in C, when the package was built with its extension; else the Python
-# references above (no C compiler where the package was installed).
+# The hot paths in C, when the package was built with its extension; else the Python code
+# above (no C compiler where the package was installed).
 _header_value: Callable[[bytes, bytes, bytes], str | EllipsisType | None]
 _split_messages: Callable[[bytes], tuple[list[bytes], bytes, bool] | None]
 _read_events: Callable[
@@ -629,9 +629,21 @@ except ImportError:
     _split_messages = split_messages
     _read_events = read_events
 else:
-    # read_events makes AmiMessage objects: the class, and its fields' slots.
-    _speedups.configure(
-        AmiMessage, _Fields.__dict__["_raw"], _Fields.__dict__["_lower"], _Fields.__dict__["event"]
+    # read_events makes AmiMessage objects: the class, and its fields' slots. The get it
+    # gives back reads those slots and the needles itself, and calls the Python get for
+    # anything else; the class takes it in place of that one.
+    _python_get = AmiMessage.get
+    setattr(  # noqa: B010  # a method replaced, which mypy would not let be assigned
+        AmiMessage,
+        "get",
+        _speedups.configure(
+            AmiMessage,
+            _Fields.__dict__["_raw"],
+            _Fields.__dict__["_lower"],
+            _Fields.__dict__["event"],
+            _NEEDLES,
+            _python_get,
+        ),
     )
     _header_value = _speedups.header_value
     _split_messages = _speedups.split_messages

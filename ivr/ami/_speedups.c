@@ -1,12 +1,12 @@
-/* Three hot paths of the AMI parser in C: reading one header's value out of a message's bytes
- * (AmiMessage.get), cutting a read into messages and making the messages of a read's events
- * (AmiParser.feed's usual case).
+/* The AMI parser's hot paths in C: AmiMessage.get (reading one header's value out of a
+ * message's bytes), and in AmiParser.feed's usual case the cut of a read into messages and the
+ * making of its events' messages.
  *
- * The service reads a few headers of every event it takes, ~36 lookups a call. In Python
- * each cost 6.5-7.5k instructions, most of them the interpreter's own (two bytes.find calls
- * and their argument parsing, a slice, a decode), not the search; through this, ~3k.
- * ivr/ami/_parser.py keeps the same lookup in Python (header_value) and uses it when this
- * module is not built; tests check that both give the same answers.
+ * The service reads ~36 headers a call. In Python each lookup cost 6.5-7.5k instructions,
+ * most of them the interpreter's own (two bytes.find calls and their argument parsing, a
+ * slice, a decode), not the search; AmiMessage.get in C costs ~1.6k. ivr/ami/_parser.py keeps
+ * each of these in Python (header_value, split_messages, read_events, AmiMessage.get) and uses
+ * them when this module is not built; tests check that both give the same answers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -15,7 +15,7 @@
 
 #define RETURN_MUST_PARSE return Py_NewRef(Py_Ellipsis)
 
-/* header_value(raw, lower, needle) -> str | None | Ellipsis
+/* find_value(raw, lower, needle) -> str | None | Ellipsis: header_value, on bytes objects.
  *
  * raw:    the message's bytes, lines ended by "\n" or "\r\n" (the last one's "\n" may be
  *         missing);
@@ -28,17 +28,8 @@
  * line gives None; "key:value" (no space), or bytes that break the rules above, give
  * Ellipsis: the caller must parse the message to tell. */
 static PyObject *
-header_value(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+find_value(PyObject *raw, PyObject *lower, PyObject *needle)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "header_value(raw, lower, needle)");
-        return NULL;
-    }
-    PyObject *raw = args[0], *lower = args[1], *needle = args[2];
-    if (!PyBytes_CheckExact(raw) || !PyBytes_CheckExact(lower) || !PyBytes_CheckExact(needle)) {
-        PyErr_SetString(PyExc_TypeError, "header_value takes three bytes objects");
-        return NULL;
-    }
     const char *r = PyBytes_AS_STRING(raw);
     const char *l = PyBytes_AS_STRING(lower);
     const char *n = PyBytes_AS_STRING(needle);
@@ -86,6 +77,21 @@ header_value(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         value = PyUnicode_DecodeUTF8(r + start, end - start, "replace");
     }
     return value;
+}
+
+static PyObject *
+header_value(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "header_value(raw, lower, needle)");
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[0]) || !PyBytes_CheckExact(args[1])
+        || !PyBytes_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "header_value takes three bytes objects");
+        return NULL;
+    }
+    return find_value(args[0], args[1], args[2]);
 }
 
 /* split_messages(data) -> (blocks, lowered, plain) | None
@@ -180,9 +186,14 @@ split_messages(PyObject *Py_UNUSED(module), PyObject *data)
     return Py_BuildValue("(NNO)", blocks, lowered, plain ? Py_True : Py_False);
 }
 
-/* What read_events makes: AmiMessage, and where its three fields are in an object of it. */
+/* What read_events makes: AmiMessage, and where its three fields are in an object of it;
+ * for AmiMessage.get, the needles by key (_parser._NEEDLES) and the Python get, which reads
+ * whatever this does not. */
 static PyTypeObject *message_type = NULL;
 static Py_ssize_t raw_offset = -1, lower_offset = -1, event_offset = -1;
+static PyObject *needles = NULL, *python_get = NULL;
+
+#define SLOT(object, offset) (*(PyObject **)((char *)(object) + (offset)))
 
 static int
 slot_offset(PyObject *descriptor, Py_ssize_t *offset)
@@ -200,13 +211,74 @@ slot_offset(PyObject *descriptor, Py_ssize_t *offset)
     return 0;
 }
 
-/* configure(message_type, raw, lower, event): the class read_events makes, and the member
- * descriptors of its _raw, _lower and event slots. */
+/* The Python get, called as it would have been: (self, *args, **kwargs). */
+static PyObject *
+call_python_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject *stack[8];
+    if (total > 7) {
+        PyErr_SetString(PyExc_TypeError, "get(key, default) takes at most two arguments");
+        return NULL;
+    }
+    stack[0] = self;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        stack[i + 1] = args[i];
+    }
+    return PyObject_Vectorcall(python_get, stack, (size_t)nargs + 1, kwnames);
+}
+
+/* AmiMessage.get(key, default=""): _parser's get for a message kept as bytes whose key has a
+ * needle already; anything else (a message made from pairs, a key first asked for, a line the
+ * search cannot read alone, keyword arguments) goes to the Python get. */
+static PyObject *
+message_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (kwnames != NULL || nargs < 1 || nargs > 2 || !PyObject_TypeCheck(self, message_type)) {
+        return call_python_get(self, args, nargs, kwnames);
+    }
+    PyObject *raw = SLOT(self, raw_offset), *lower = SLOT(self, lower_offset);
+    if (raw == NULL || lower == NULL || !PyBytes_CheckExact(raw) || !PyBytes_CheckExact(lower)
+        || !PyUnicode_CheckExact(args[0])) {
+        return call_python_get(self, args, nargs, kwnames);
+    }
+    PyObject *needle = PyDict_GetItemWithError(needles, args[0]); /* borrowed */
+    if (needle == NULL || !PyBytes_CheckExact(needle)) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return call_python_get(self, args, nargs, kwnames);
+    }
+    PyObject *value = find_value(raw, lower, needle);
+    if (value == Py_Ellipsis) {
+        Py_DECREF(value);
+        return call_python_get(self, args, nargs, kwnames);
+    }
+    if (value == Py_None) {
+        Py_DECREF(value);
+        if (nargs == 2) {
+            return Py_NewRef(args[1]);
+        }
+        return PyUnicode_FromStringAndSize(NULL, 0);
+    }
+    return value;
+}
+
+static PyMethodDef message_get_def = {
+    "get", (PyCFunction)(void (*)(void))message_get, METH_FASTCALL | METH_KEYWORDS,
+    "Return the first value of ``key`` (case-insensitive), or ``default``.",
+};
+
+/* configure(message_type, raw, lower, event, needles, python_get) -> the get method: the
+ * class read_events makes, the member descriptors of its _raw, _lower and event slots, the
+ * needles by key and the Python get; returns AmiMessage.get in C, for the class to take. */
 static PyObject *
 configure(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 || !PyType_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "configure(message_type, raw, lower, event)");
+    if (nargs != 6 || !PyType_Check(args[0]) || !PyDict_CheckExact(args[4])
+        || !PyCallable_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(message_type, raw, lower, event, needles, python_get)");
         return NULL;
     }
     Py_ssize_t raw, lower, event;
@@ -221,12 +293,18 @@ configure(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "the slots are not the message type's");
         return NULL;
     }
+    PyObject *get = PyDescr_NewMethod(type, &message_get_def);
+    if (get == NULL) {
+        return NULL;
+    }
     Py_INCREF(type);
     Py_XSETREF(message_type, type);
+    Py_XSETREF(needles, Py_NewRef(args[4]));
+    Py_XSETREF(python_get, Py_NewRef(args[5]));
     raw_offset = raw;
     lower_offset = lower;
     event_offset = event;
-    Py_RETURN_NONE;
+    return get;
 }
 
 static int
@@ -243,7 +321,6 @@ has_hidden_key(const char *b, Py_ssize_t n)
     return 0;
 }
 
-#define SET_SLOT(object, offset, value) (*(PyObject **)((char *)(object) + (offset)) = (value))
 
 /* read_events(blocks, index, at, lowered, plain, names, messages) -> (index, at)
  *
@@ -331,10 +408,10 @@ read_events(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             return NULL;
         }
         Py_INCREF(block);
-        SET_SLOT(message, raw_offset, block);
-        SET_SLOT(message, lower_offset, lower);
+        SLOT(message, raw_offset) = block;
+        SLOT(message, lower_offset) = lower;
         Py_INCREF(event);
-        SET_SLOT(message, event_offset, event);
+        SLOT(message, event_offset) = event;
         int appended = PyList_Append(messages, message);
         Py_DECREF(message);
         if (appended < 0) {
@@ -351,7 +428,7 @@ static PyMethodDef methods[] = {
     {"split_messages", (PyCFunction)split_messages, METH_O,
      "split_messages(data) -> (blocks, lowered, plain) | None: see _speedups.c."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "configure(message_type, raw, lower, event): see _speedups.c."},
+     "configure(message_type, raw, lower, event, needles, python_get) -> get: see _speedups.c."},
     {"read_events", (PyCFunction)(void (*)(void))read_events, METH_FASTCALL,
      "read_events(blocks, index, at, lowered, plain, names, messages) -> (index, at)."},
     {NULL, NULL, 0, NULL},

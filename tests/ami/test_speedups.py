@@ -30,6 +30,7 @@ def test_the_c_paths_are_built_and_used() -> None:
     assert _parser._header_value is _speedups.header_value
     assert _parser._split_messages is _speedups.split_messages
     assert _parser._read_events is _speedups.read_events
+    assert type(AmiMessage.__dict__["get"]).__name__ == "method_descriptor"
 
 
 @pytest.mark.parametrize("lookup", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
@@ -223,8 +224,29 @@ def test_the_c_loop_makes_whole_messages() -> None:
 
 def test_the_c_loop_is_given_the_message_class_only() -> None:
     """configure refuses what is not a class and its slots' descriptors."""
+    rest = (_parser._NEEDLES, _parser._python_get)
     with pytest.raises(TypeError):
-        _speedups.configure(AmiMessage, "raw", "lower", "event")
+        _speedups.configure(AmiMessage, "raw", "lower", "event", *rest)
     slots = [_parser._Fields.__dict__[name] for name in ("_raw", "_lower", "event")]
     with pytest.raises(TypeError):
-        _speedups.configure(int, *slots)
+        _speedups.configure(int, *slots, *rest)
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*-ami.txt")), ids=lambda p: p.name)
+def test_get_in_c_answers_as_the_python_get(path: Path) -> None:
+    """On every message of the recorded streams, AmiMessage.get (in C) gives what the Python
+    get gives, for every header the service reads, a missing one and any default, asked for
+    a first time and again; and it takes its arguments as the Python get does."""
+    python_get = _parser._python_get
+    for message in AmiParser().feed(path.read_bytes()):
+        for key in [*_KEYS, "uniqueid", "UNIQUEID"]:
+            for _ in range(2):  # the second time, the key's needle is known
+                assert message.get(key) == python_get(message, key), key
+                assert message.get(key, "-") == python_get(message, key, "-"), key
+                assert message.get(key, default="-") == python_get(message, key, "-"), key
+    message = AmiParser().feed(b"Event: Hangup\r\nCause: 16\r\n\r\n")[0]
+    assert message.get(key="Cause") == "16"
+    with pytest.raises(TypeError):
+        message.get()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        message.get("Cause", "-", "extra")  # type: ignore[call-arg]
