@@ -223,7 +223,7 @@ class EnvironmentParser:
         if (
             not self._values
             and block.endswith(b"\n\n")
-            and b"\r" not in block
+            and block.find(b"\r") < 0  # not ``in``: see AgiSession.run
             and self._seen_bytes + len(block) <= self._max_bytes
         ):
             text = block[:-2].decode("utf-8", errors="replace")

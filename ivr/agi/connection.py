@@ -159,7 +159,8 @@ class AgiConnection(asyncio.Protocol):
         if not self._lines and complete:
             # The usual case: the whole block came in one read, "\n" line ends only.
             end = complete.find(b"\n\n")
-            if end >= 0 and not complete.startswith(b"\n") and b"\r" not in complete[:end]:
+            # find, not ``in``: see AgiSession.run.
+            if end >= 0 and not complete.startswith(b"\n") and complete.find(b"\r", 0, end) < 0:
                 self._complete = complete[end + 2 :]
                 return complete[: end + 2]
         self._split_complete()

@@ -92,7 +92,10 @@ class AgiSession:
         ``timeout`` defaults to the session's command timeout. Raises :class:`AgiHangup`,
         :class:`AgiCommandError` (5xx), :class:`AgiTimeout` or :class:`AgiProtocolError`.
         """
-        if not command.endswith(b"\n") or b"\n" in command[:-1] or b"\r" in command:
+        # One "\n", at the end, and no "\r". find, not ``in``: on Python 3.11, ``b"x" in y``
+        # first tries its operand as an integer and makes (and drops) a TypeError, ~2k
+        # instructions, at each of the four commands of a call.
+        if not command or command.find(b"\n") != len(command) - 1 or command.find(b"\r") >= 0:
             raise ValueError(f"not a single command line: {command!r}")
         if self._state == _HUNG_UP:
             raise AgiHangup(f"channel {self.env.channel} is gone")

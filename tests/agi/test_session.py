@@ -261,3 +261,25 @@ async def test_a_long_bound_after_a_short_one_is_not_cut_short(call: Call) -> No
     writer.write(b"200 result=0\n")
     await _expect(reader, b"NOOP\n")
     assert 0.4 <= await asyncio.wait_for(outcome, BOUND) < BOUND
+
+
+async def test_only_single_command_lines_are_sent(call: Call) -> None:
+    """A command that is not one line ending in "\\n" (none, none at its end, two, a "\\r")
+    raises ValueError and sends nothing; the session still runs a good one after."""
+
+    async def script(session: AgiSession) -> list[str]:
+        refused = []
+        for command in (b"", b"ANSWER", b"ANSWER\nHANGUP\n", b"ANSWER\r\n", b"\rANSWER\n"):
+            try:
+                await session.run(command)
+            except ValueError:
+                refused.append(command.decode())
+        await session.run(b"ANSWER\n")
+        return refused
+
+    reader, writer, outcome = await call(script)
+    await _expect(reader, b"ANSWER\n")  # the first line sent is the good command
+    writer.write(b"200 result=0\n")
+    assert await asyncio.wait_for(outcome, BOUND) == [
+        "", "ANSWER", "ANSWER\nHANGUP\n", "ANSWER\r\n", "\rANSWER\n",
+    ]
