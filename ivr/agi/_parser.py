@@ -29,6 +29,11 @@ _ENV_LINES: Final = re.compile(r"(?:agi_[A-Za-z0-9_]+: [^\n]*\n)+")
 _USUAL_REPLY: Final = re.compile(rb"200 result=(-?[0-9]*)(?: endpos=([0-9]+))?\n")
 # A usage text is a few lines; a peer that never ends one must not grow our memory without bound.
 _MAX_USAGE_LINES: Final = 64
+# The usual replies read so far, by their line: a call's replies are mostly lines seen before
+# ("200 result=0" after every EXEC, a prompt played to its end, a key pressed), and an AgiReply
+# is immutable, so one is shared. Emptied when full: a bound, whatever the peer sends.
+_USUAL_REPLIES: dict[bytes, AgiReply] = {}
+_MAX_USUAL_REPLIES: Final = 1024
 
 
 def _decode_line(line: bytes) -> str:
@@ -381,6 +386,9 @@ class AgiReplyParser:
     def feed_line(self, line: bytes) -> AgiReply | None:
         """Take one line; return the reply it completes, or None inside a multi-line reply."""
         if self._code is None:
+            known = _USUAL_REPLIES.get(line)
+            if known is not None:
+                return known
             usual = _USUAL_REPLY.fullmatch(line)
             if usual is not None:
                 # What the general path below makes of it, with one match instead of a
@@ -389,7 +397,11 @@ class AgiReplyParser:
                 extras = _NO_EXTRAS
                 if endpos is not None:
                     extras = MappingProxyType({"endpos": endpos.decode()})
-                return AgiReply(200, result.decode(), None, extras, line[4:-1].decode())
+                reply = AgiReply(200, result.decode(), None, extras, line[4:-1].decode())
+                if len(_USUAL_REPLIES) >= _MAX_USUAL_REPLIES:
+                    _USUAL_REPLIES.clear()
+                _USUAL_REPLIES[line] = reply
+                return reply
             text = _decode_line(line)
             code = _parse_code(text)
             if code is not None and text[3:4] == "-":

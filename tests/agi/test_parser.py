@@ -330,3 +330,24 @@ def test_a_usual_reply_reads_as_any_reply_does(line: bytes) -> None:
     general = parse_reply(line)
     assert AgiReplyParser().feed_line(line) == general
     assert type(general.extras) is MappingProxyType or general.extras == {}
+    # Read again, it is the same reply (shared, being immutable), and still what parse gives.
+    again = AgiReplyParser().feed_line(line)
+    assert again == general
+
+
+def test_usual_replies_are_shared_and_bounded() -> None:
+    """A usual reply read twice is one object; the table of them stays within its bound, and
+    a line never seen is parsed, not taken for another."""
+    from ivr.agi import _parser
+
+    line = b"200 result=49 endpos=8000\n"
+    first = AgiReplyParser().feed_line(line)
+    assert AgiReplyParser().feed_line(line) is first
+    assert first == parse_reply(line)
+    for offset in range(_parser._MAX_USUAL_REPLIES + 10):
+        reply = AgiReplyParser().feed_line(b"200 result=0 endpos=%d\n" % offset)
+        assert reply is not None and reply.extras["endpos"] == str(offset)
+        assert len(_parser._USUAL_REPLIES) <= _parser._MAX_USUAL_REPLIES
+    assert AgiReplyParser().feed_line(b"200 result=50 endpos=8000\n") == parse_reply(
+        b"200 result=50 endpos=8000\n"
+    )
