@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, NamedTuple
@@ -151,14 +151,14 @@ class _Layout:
     checking that each line starts with its key, not by parsing each line.
     """
 
-    __slots__ = ("index", "prefix_chars", "prefixes")
+    __slots__ = ("index", "prefixes")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         keys = tuple(map(sys.intern, keys))
         # A plain dict, read-only by convention: each call reads it a dozen times.
         self.index: dict[str, int] = {key: at for at, key in enumerate(keys)}
-        self.prefixes = tuple([f"{key}: " for key in keys])
-        self.prefix_chars = sum(map(len, self.prefixes))
+        # Keys are ASCII (_ENV_KEY): each line's start as bytes.
+        self.prefixes = tuple([f"{key}: ".encode() for key in keys])
 
     @staticmethod
     def remember(keys: tuple[str, ...]) -> _Layout:
@@ -174,6 +174,35 @@ class _Layout:
 #: The last layout seen per number of lines.
 _LAYOUTS: dict[int, _Layout] = {}
 _MAX_LAYOUTS = 64
+
+
+def layout_values(block: bytes, prefixes: tuple[bytes, ...]) -> tuple[str, ...] | None:
+    """The values of an environment block (its lines, each ended by ``\\n``, then its blank
+    line) whose lines start with ``prefixes`` (``b"agi_key: "``), one a line in order: each
+    line less its prefix, decoded as UTF-8 with invalid bytes replaced; None if the block has
+    another number of lines or a line does not start with its prefix.
+
+    The reference for ``ivr/agi/_speedups.c``, which does it in one pass (~46k instructions a
+    call in Python before it); tests check that both agree.
+    """
+    if not block.endswith(b"\n\n"):
+        return None
+    lines = block[:-2].split(b"\n")
+    if len(lines) != len(prefixes):
+        return None
+    values = []
+    for line, prefix in zip(lines, prefixes, strict=True):
+        if not line.startswith(prefix):
+            return None
+        values.append(line[len(prefix) :].decode("utf-8", "replace"))
+    return tuple(values)
+
+
+_layout_values: Callable[[bytes, tuple[bytes, ...]], tuple[str, ...] | None]
+try:
+    from ivr.agi._speedups import layout_values as _layout_values
+except ImportError:  # not built (no C compiler where the package was installed)
+    _layout_values = layout_values
 
 
 class EnvironmentParser:
@@ -231,19 +260,17 @@ class EnvironmentParser:
             and block.find(b"\r") < 0  # not ``in``: see AgiSession.run
             and self._seen_bytes + len(block) <= self._max_bytes
         ):
-            text = block[:-2].decode("utf-8", errors="replace")
-            lines_text = text.split("\n")
-            layout = _LAYOUTS.get(len(lines_text))
+            # The usual block: the keys of the last one with as many lines, each line
+            # starting with its own (layout_values, in C when built).
+            layout = _LAYOUTS.get(block.count(b"\n") - 1)
             if layout is not None:
-                # The usual block: the keys of the last one with as many lines. Each line
-                # loses its "key: " in C code; all of them did exactly when the values
-                # are that much shorter in all (a line without its prefix loses nothing).
-                values = tuple(map(str.removeprefix, lines_text, layout.prefixes))
-                if sum(map(len, values)) == len(text) + 1 - len(values) - layout.prefix_chars:
+                values = _layout_values(block, layout.prefixes)
+                if values is not None:
                     self._seen_bytes += len(block)
                     return AgiEnvironment(layout.index, values)
+            text = block[:-2].decode("utf-8", errors="replace")
             if _ENV_LINES.fullmatch(text + "\n") is not None:
-                pairs = [line.partition(": ") for line in lines_text]
+                pairs = [line.partition(": ") for line in text.split("\n")]
                 keys = tuple([key for key, _sep, _value in pairs])
                 if len(set(keys)) == len(keys):  # else a repeated key: its own error below
                     layout = _Layout.remember(keys)

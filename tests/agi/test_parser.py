@@ -351,3 +351,33 @@ def test_usual_replies_are_shared_and_bounded() -> None:
     assert AgiReplyParser().feed_line(b"200 result=50 endpos=8000\n") == parse_reply(
         b"200 result=50 endpos=8000\n"
     )
+
+
+def test_the_c_environment_reader_is_built_and_used() -> None:
+    """The package was built with its C reader of environment blocks, and uses it."""
+    from ivr.agi import _parser, _speedups
+
+    assert _parser._layout_values is _speedups.layout_values
+
+
+_ENV_PREFIXES = (b"agi_network: ", b"agi_channel: ", b"agi_arg_1: ")
+_ENV_LINE = st.one_of(
+    st.sampled_from([b"agi_network: yes", b"agi_channel: PJSIP/a-1", b"agi_arg_1: 12345",
+                     b"agi_arg_1: ", b"agi_arg_1: \xe5\xbc\xa0\xff", b"agi_channel:x",
+                     b"agi_network: a: b", b"", b"agi_", b"agi_network: yes\r"]),
+    st.binary(max_size=12).filter(lambda line: b"\n" not in line),
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_ENV_LINE, max_size=5), st.booleans())
+def test_both_environment_readers_agree(lines: list[bytes], blank_line: bool) -> None:
+    """For any lines (with or without the closing blank line) and the layout's prefixes, the
+    C reader gives what the Python reference gives."""
+    from ivr.agi import _parser, _speedups
+
+    block = b"".join(line + b"\n" for line in lines) + (b"\n" if blank_line else b"")
+    expected = _parser.layout_values(block, _ENV_PREFIXES)
+    assert _speedups.layout_values(block, _ENV_PREFIXES) == expected
+    if expected is not None:
+        assert len(expected) == len(_ENV_PREFIXES) == len(lines)
