@@ -94,6 +94,35 @@ header_value(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     return find_value(args[0], args[1], args[2]);
 }
 
+/* Whether b holds KELVIN SIGN (U+212A) or LATIN CAPITAL LETTER I WITH DOT ABOVE (U+0130) in
+ * UTF-8: the two letters whose lower case is ASCII, which would hide a key from a search in
+ * ASCII-lowered bytes. */
+static int
+has_hidden_key(const char *b, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+        unsigned char c = (unsigned char)b[i];
+        if ((c == 0xE2 && i + 2 < n && (unsigned char)b[i + 1] == 0x84
+             && (unsigned char)b[i + 2] == 0xAA)
+            || (c == 0xC4 && (unsigned char)b[i + 1] == 0xB0)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+append_bytes(PyObject *list, const unsigned char *start, Py_ssize_t size)
+{
+    PyObject *item = PyBytes_FromStringAndSize((const char *)start, size);
+    if (item == NULL) {
+        return -1;
+    }
+    int appended = PyList_Append(list, item);
+    Py_DECREF(item);
+    return appended;
+}
+
 /* split_messages(data) -> (blocks, lowered, plain) | None
  *
  * The usual read, in one pass: None if data holds "\n\n" (other line ends than Asterisk's
@@ -122,20 +151,8 @@ split_messages(PyObject *Py_UNUSED(module), PyObject *data)
         seen |= c;
         lo[i] = (unsigned char)(c + (((unsigned char)(c - 'A') < 26) << 5));
     }
-    int plain = 1;
-    if (seen & 0x80) { /* not all ASCII: look for the two letters */
-        for (const unsigned char *p = d; (p = memchr(p, 0xE2, (size_t)(d + n - p))) != NULL; p++) {
-            if (d + n - p >= 3 && p[1] == 0x84 && p[2] == 0xAA) {
-                plain = 0;
-                break;
-            }
-        }
-        for (const unsigned char *p = d; plain && (p = memchr(p, 0xC4, (size_t)(d + n - p))) != NULL; p++) {
-            if (d + n - p >= 2 && p[1] == 0xB0) {
-                plain = 0;
-            }
-        }
-    }
+    /* Not all ASCII: look for the two letters. */
+    int plain = (seen & 0x80) ? !has_hidden_key((const char *)d, n) : 1;
     PyObject *blocks = PyList_New(0);
     if (blocks == NULL) {
         Py_DECREF(lowered);
@@ -160,14 +177,11 @@ split_messages(PyObject *Py_UNUSED(module), PyObject *data)
                 Py_DECREF(lowered);
                 Py_RETURN_NONE;
             }
-            PyObject *block = PyBytes_FromStringAndSize((const char *)d + start, i - start);
-            if (block == NULL || PyList_Append(blocks, block) < 0) {
-                Py_XDECREF(block);
+            if (append_bytes(blocks, d + start, i - start) < 0) {
                 Py_DECREF(blocks);
                 Py_DECREF(lowered);
                 return NULL;
             }
-            Py_DECREF(block);
             i += 3;
             start = i;
         }
@@ -175,14 +189,11 @@ split_messages(PyObject *Py_UNUSED(module), PyObject *data)
             i += 1;
         }
     }
-    PyObject *rest = PyBytes_FromStringAndSize((const char *)d + start, n - start);
-    if (rest == NULL || PyList_Append(blocks, rest) < 0) {
-        Py_XDECREF(rest);
+    if (append_bytes(blocks, d + start, n - start) < 0) { /* the rest, not complete yet */
         Py_DECREF(blocks);
         Py_DECREF(lowered);
         return NULL;
     }
-    Py_DECREF(rest);
     return Py_BuildValue("(NNO)", blocks, lowered, plain ? Py_True : Py_False);
 }
 
@@ -306,21 +317,6 @@ configure(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     event_offset = event;
     return get;
 }
-
-static int
-has_hidden_key(const char *b, Py_ssize_t n)
-{
-    for (Py_ssize_t i = 0; i + 1 < n; i++) {
-        unsigned char c = (unsigned char)b[i];
-        if ((c == 0xE2 && i + 2 < n && (unsigned char)b[i + 1] == 0x84
-             && (unsigned char)b[i + 2] == 0xAA)
-            || (c == 0xC4 && (unsigned char)b[i + 1] == 0xB0)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 
 /* read_events(blocks, index, at, lowered, plain, names, messages) -> (index, at)
  *
